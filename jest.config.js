@@ -1,4 +1,4 @@
-/** Unit specs live beside the code (src/**/*.spec.ts); e2e specs in test/. */
+// Unit specs live beside the code (src/), e2e specs in test/.
 module.exports = {
   testEnvironment: 'node',
   rootDir: '.',

@@ -1,0 +1,39 @@
+import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { Observable, Subject } from 'rxjs';
+import type { ChangeNotice } from './change-notice.interface';
+
+/** Carries notices to everything waiting in this process; a relay may link instances. */
+export interface BusRelay {
+  publish(notice: ChangeNotice): void;
+}
+
+@Injectable()
+export class ChangeBus {
+  /** Identifies this process on the relay so it ignores its own echoes. */
+  readonly instanceId = randomUUID();
+  private readonly subject = new Subject<ChangeNotice>();
+  readonly notices$: Observable<ChangeNotice> = this.subject.asObservable();
+  private relay: BusRelay | null = null;
+
+  attachRelay(relay: BusRelay): void {
+    this.relay = relay;
+  }
+
+  /** A notice produced here: delivered locally at once and sent to the other instances. */
+  publish(notice: ChangeNotice): void {
+    this.subject.next(notice);
+    this.relay?.publish(notice);
+  }
+
+  /** A notice that arrived from another instance. */
+  deliver(notice: ChangeNotice): void {
+    this.subject.next(notice);
+  }
+
+  /** Live local subscriptions; tests and metrics use it to prove nothing leaks. */
+  get subscriberCount(): number {
+    // `observers` is deprecated for manipulation, still the way to count.
+    return this.subject.observers.length;
+  }
+}

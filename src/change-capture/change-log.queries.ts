@@ -1,0 +1,132 @@
+import type { Client } from 'pg';
+import { assertSchemaName } from './schema/schema-name';
+import type { ChangeLogCursor, ChangeLogRow } from './change-log-cursor';
+
+export interface ReadResult {
+  /** xmin of the statement's own snapshot: every xid below it has finished. */
+  horizon: bigint;
+  rows: ChangeLogRow[];
+}
+
+export interface ReaderStateRow {
+  indexKey: string;
+  leader: string;
+  generation: string;
+  position: number;
+  cursor: ChangeLogCursor;
+}
+
+/** Every statement the change reader runs against the change log. All are parameterised. */
+export class ChangeLogQueries {
+  private readonly s: string;
+  private readonly readSql: string;
+
+  constructor(schema: string) {
+    this.s = `"${assertSchemaName(schema)}"`;
+    // One statement, one snapshot: the horizon and the rows come from the same snapshot, so a row
+    // below the horizon that is not returned can never appear later (DESIGN.md §2).
+    this.readSql = `
+      SELECT h.horizon::text AS horizon, c.xid::text AS xid, c.id::text AS id, c.feed, c.resource_id
+      FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) h
+      LEFT JOIN LATERAL (
+        SELECT xid, id, feed, resource_id FROM ${this.s}.polling_changes
+        WHERE (xid, id) > ($1::text::xid8, $2::bigint) AND xid < h.horizon
+        ORDER BY xid, id
+        LIMIT $3
+      ) c ON true`;
+  }
+
+  async read(client: Client, after: ChangeLogCursor, limit: number): Promise<ReadResult> {
+    const { rows } = await client.query(this.readSql, [after.xid, after.id, limit]);
+    const horizon = BigInt(rows[0].horizon);
+    const changes: ChangeLogRow[] = [];
+    for (const r of rows) {
+      if (r.xid !== null)
+        changes.push({ xid: r.xid, id: r.id, feed: r.feed, resourceId: r.resource_id });
+    }
+    return { horizon, rows: changes };
+  }
+
+  /**
+   * Opens the wake gate (writers start to NOTIFY) and returns a fresh xid taken *after* opening it:
+   * every writer that still saw the gate closed has a lower xid, so once the horizon passes this
+   * xid, a read has seen all of their rows.
+   */
+  async armGate(client: Client): Promise<bigint> {
+    await client.query(`SELECT setval('${this.s}.polling_wake_gate', 1)`);
+    const { rows } = await client.query('SELECT pg_current_xact_id()::text AS xid');
+    return BigInt(rows[0].xid);
+  }
+
+  /** Closes the wake gate: the reader is awake and will read anyway, so writers skip NOTIFY. */
+  async disarmGate(client: Client): Promise<void> {
+    await client.query(`SELECT setval('${this.s}.polling_wake_gate', 0)`);
+  }
+
+  /** Committed changes the reader cannot take yet because an older transaction is still open. */
+  async heldBack(
+    client: Client,
+    after: ChangeLogCursor,
+  ): Promise<{ rows: number; oldestOpenMs: number }> {
+    const { rows } = await client.query(
+      `SELECT
+         (SELECT count(*) FROM (SELECT 1 FROM ${this.s}.polling_changes
+            WHERE (xid, id) > ($1::text::xid8, $2::bigint) LIMIT 100000) x)::int AS rows,
+         coalesce(extract(epoch FROM now() - least(
+           (SELECT min(xact_start) FROM pg_stat_activity WHERE backend_xid IS NOT NULL),
+           (SELECT min(prepared) FROM pg_prepared_xacts))) * 1000, 0)::float8 AS oldest`,
+      [after.xid, after.id],
+    );
+    return { rows: rows[0].rows, oldestOpenMs: rows[0].oldest };
+  }
+
+  async writeReaderState(client: Client, state: ReaderStateRow): Promise<void> {
+    await client.query(
+      `INSERT INTO ${this.s}.polling_reader_state
+         (index_key, leader, generation, position, read_xid, read_id, updated_at)
+       VALUES ($1, $2, $3, $4, $5::text::xid8, $6, now())
+       ON CONFLICT (index_key) DO UPDATE SET leader = EXCLUDED.leader,
+         generation = EXCLUDED.generation, position = EXCLUDED.position,
+         read_xid = EXCLUDED.read_xid, read_id = EXCLUDED.read_id, updated_at = now()`,
+      [
+        state.indexKey,
+        state.leader,
+        state.generation,
+        state.position,
+        state.cursor.xid,
+        state.cursor.id,
+      ],
+    );
+  }
+
+  /**
+   * Deletes change-log rows past retention, but never a row that a live reader (any index sharing
+   * this database, seen within the last 10 minutes) has not consumed yet.
+   */
+  async prune(client: Client, maxAgeMs: number | null, maxRows: number | null): Promise<number> {
+    const { rowCount } = await client.query(
+      `WITH bound AS (
+         SELECT read_xid, read_id FROM ${this.s}.polling_reader_state
+         WHERE updated_at > now() - interval '10 minutes'
+         ORDER BY read_xid, read_id LIMIT 1
+       ), young AS (
+         SELECT xid, id FROM ${this.s}.polling_changes
+         WHERE $1::bigint IS NOT NULL AND changed_at >= now() - $1::bigint * interval '1 millisecond'
+         ORDER BY xid, id LIMIT 1
+       ), overflow AS (
+         SELECT xid, id FROM ${this.s}.polling_changes
+         WHERE $2::bigint IS NOT NULL
+         ORDER BY xid DESC, id DESC OFFSET coalesce($2::bigint, 0) LIMIT 1
+       )
+       DELETE FROM ${this.s}.polling_changes c USING bound
+       WHERE (c.xid, c.id) <= (bound.read_xid, bound.read_id)
+         AND (
+           ($1::bigint IS NOT NULL AND (NOT EXISTS (SELECT 1 FROM young)
+              OR (c.xid, c.id) < (SELECT xid, id FROM young)))
+           OR (c.xid, c.id) <= (SELECT xid, id FROM overflow)
+         )`,
+      [maxAgeMs, maxRows],
+    );
+    return rowCount ?? 0;
+  }
+}

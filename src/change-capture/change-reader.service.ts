@@ -1,0 +1,331 @@
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+} from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import { ChangeBus } from '../change-bus/change-bus.service';
+import {
+  CHANGE_INDEX,
+  type ChangeIndex,
+  type IndexHead,
+} from '../change-index/change-index.interface';
+import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
+import type { ResolvedOptions } from '../resolve-options';
+import { CHANGE_LOG_START, type ChangeLogCursor, type ChangeLogRow } from './change-log-cursor';
+import { ChangeLogQueries } from './change-log.queries';
+import { IndexRetention } from './index-retention';
+import { postgresClientConfig } from './postgres-config';
+import { ReaderConnection } from './reader-connection';
+import { checkTracking } from './schema/check-tracking';
+import { installTracking } from './schema/install-tracking';
+import { wakeChannel } from './schema/schema-name';
+import { WakeSignal } from './wake-signal';
+
+export type ReaderRole = 'starting' | 'leader' | 'follower';
+
+export interface ReaderLag {
+  /** Committed changes waiting behind an older open transaction (the commit horizon). */
+  heldBackRows: number;
+  /** Age of the oldest open writing or prepared transaction in the database. */
+  oldestOpenTransactionMs: number;
+  /** Since when changes have been held back (epoch ms), null when none are. */
+  stalledSince: number | null;
+}
+
+interface ReaderState {
+  generation: string;
+  position: number;
+  cursor: ChangeLogCursor;
+}
+
+const LAG_CHECK_MS = 250;
+const STATE_WRITE_MS = 5000;
+const MAX_RECONNECT_MS = 5000;
+
+/**
+ * Moves committed changes from the Postgres change log into the change index, in commit-safe
+ * (xid, id) order, and announces them on the bus. With a shared index exactly one instance leads
+ * (a session advisory lock on its dedicated connection); the others wait to take over.
+ */
+@Injectable()
+export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('ChangeReader');
+  private readonly queries: ChangeLogQueries;
+  private readonly signal = new WakeSignal();
+  private readonly retention: IndexRetention;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+  private connection: ReaderConnection | null = null;
+  private liveNow = false;
+  private liveWaiters: (() => void)[] = [];
+  private currentRole: ReaderRole = 'starting';
+  private currentLag: ReaderLag = {
+    heldBackRows: 0,
+    oldestOpenTransactionMs: 0,
+    stalledSince: null,
+  };
+
+  constructor(
+    @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    @Inject(CHANGE_INDEX) private readonly index: ChangeIndex,
+    private readonly bus: ChangeBus,
+  ) {
+    this.queries = new ChangeLogQueries(options.schema);
+    this.retention = new IndexRetention(options.retention.maxAgeMs, options.retention.maxRows);
+  }
+
+  get role(): ReaderRole {
+    return this.currentRole;
+  }
+
+  get live(): boolean {
+    return this.liveNow;
+  }
+
+  get lag(): ReaderLag {
+    return { ...this.currentLag };
+  }
+
+  /** Resolves when this instance serves current data: leader caught up, or follower of a built index. */
+  whenLive(): Promise<void> {
+    if (this.liveNow) return Promise.resolve();
+    return new Promise((resolve) => this.liveWaiters.push(resolve));
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const config = postgresClientConfig(this.options.postgres);
+    // Checked once at start so a wrong table, column or database fails the app's start-up.
+    const setup = await ReaderConnection.open(
+      config,
+      this.options.reader.queryTimeoutMs,
+      this.signal,
+    );
+    try {
+      if (this.options.installSchema) {
+        await installTracking(setup.client, this.options.schema, this.options.tables);
+      }
+      await checkTracking(setup.client, this.options.schema, this.options.tables);
+    } finally {
+      setup.close();
+    }
+    this.signal.take();
+    this.running = this.run();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    this.signal.wake();
+    this.connection?.close();
+    await this.running;
+  }
+
+  private setLive(live: boolean): void {
+    this.liveNow = live;
+    if (!live) return;
+    const waiters = this.liveWaiters;
+    this.liveWaiters = [];
+    waiters.forEach((resolve) => resolve());
+  }
+
+  private async run(): Promise<void> {
+    const config = postgresClientConfig(this.options.postgres);
+    let backoffMs = 100;
+    while (!this.stopped) {
+      try {
+        this.connection = await ReaderConnection.open(
+          config,
+          this.options.reader.queryTimeoutMs,
+          this.signal,
+        );
+        backoffMs = 100;
+        if (this.index.shared && !(await this.becomeLeader(this.connection))) break;
+        await this.connection.query(`LISTEN "${wakeChannel(this.options.schema)}"`);
+        this.currentRole = 'leader';
+        this.logger.log(`leading the change log of schema "${this.options.schema}"`);
+        await this.lead(this.connection);
+      } catch (error) {
+        if (!this.stopped) {
+          this.logger.warn(
+            `reader interrupted: ${(error as Error).message}; retry in ${backoffMs} ms`,
+          );
+        }
+      } finally {
+        this.connection?.close();
+        this.connection = null;
+        this.currentRole = 'starting';
+        this.setLive(false);
+      }
+      if (this.stopped) break;
+      await new Promise((resolve) => setTimeout(resolve, backoffMs));
+      backoffMs = Math.min(backoffMs * 2, MAX_RECONNECT_MS);
+    }
+  }
+
+  /** Waits for the leader lock; returns false when stopped first. Follows the index meanwhile. */
+  private async becomeLeader(connection: ReaderConnection): Promise<boolean> {
+    const lockKey = `nestjs-polling:${this.options.schema}:${this.options.keyPrefix}`;
+    while (!this.stopped) {
+      const [row] = await connection.query<{ ok: boolean }>(
+        'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok',
+        [lockKey],
+      );
+      if (row.ok) return true;
+      this.currentRole = 'follower';
+      const head = await this.index.head().catch(() => null);
+      this.setLive(head !== null);
+      await this.signal.sleep(this.options.reader.leaderRetryMs);
+      this.signal.take();
+      if (connection.broken) throw connection.broken;
+    }
+    return false;
+  }
+
+  private async lead(connection: ReaderConnection): Promise<void> {
+    const client = connection.client;
+    const tuning = this.options.reader;
+    const chores = { lagCheck: 0, stateWrite: 0, prune: 0, verify: Date.now() };
+    let state = await this.loadState();
+    let armedAt: bigint | null = null;
+    let pendingDelayMs = 5;
+
+    while (!this.stopped) {
+      if (connection.broken) throw connection.broken;
+      const batch = await this.queries.read(client, state.cursor, tuning.batchSize);
+      if (batch.rows.length > 0) state = await this.apply(state, batch.rows);
+      state = await this.housekeeping(client, state, chores, Date.now());
+      if (batch.rows.length > 0) continue;
+
+      this.setLive(true);
+      if (Date.now() - chores.lagCheck >= LAG_CHECK_MS) {
+        chores.lagCheck = Date.now();
+        await this.updateLag(client, state.cursor, chores.lagCheck);
+      }
+      if (armedAt === null) {
+        armedAt = await this.queries.armGate(client);
+        this.signal.take();
+        continue; // read once more: a writer may have committed just before the gate opened
+      }
+      // Writers that saw the gate closed are older than armedAt; until the horizon passes it,
+      // one of them may commit without a NOTIFY, so poll briefly instead of sleeping.
+      const pending = batch.horizon <= armedAt;
+      await this.signal.sleep(pending ? pendingDelayMs : tuning.backstopMs);
+      pendingDelayMs = pending ? Math.min(pendingDelayMs * 2, 250) : 5;
+      if (this.signal.take() && !this.stopped && !connection.broken) {
+        await this.queries.disarmGate(client);
+        armedAt = null;
+      }
+    }
+  }
+
+  /** Periodic chores, each on its own clock, whether changes are flowing or not. */
+  private async housekeeping(
+    client: ReaderConnection['client'],
+    state: ReaderState,
+    chores: { stateWrite: number; prune: number; verify: number },
+    now: number,
+  ): Promise<ReaderState> {
+    if (now - chores.stateWrite >= STATE_WRITE_MS) {
+      chores.stateWrite = now;
+      await this.queries.writeReaderState(client, {
+        indexKey: this.options.keyPrefix,
+        leader: this.bus.instanceId,
+        generation: state.generation,
+        position: state.position,
+        cursor: state.cursor,
+      });
+    }
+    if (now - chores.prune >= this.options.reader.pruneIntervalMs) {
+      chores.prune = now;
+      await this.prune(client, state);
+    }
+    if (now - chores.verify >= this.options.reader.backstopMs) {
+      chores.verify = now;
+      return this.verifyIndex(state);
+    }
+    return state;
+  }
+
+  private async loadState(): Promise<ReaderState> {
+    const head = await this.index.head();
+    return head ? this.stateOf(head) : this.rebuild('the index is empty');
+  }
+
+  private stateOf(head: IndexHead): ReaderState {
+    return {
+      generation: head.generation,
+      position: head.position,
+      cursor: { xid: head.readerXid, id: head.readerId },
+    };
+  }
+
+  /** Starts a new generation and replays the retained change log into it. */
+  private async rebuild(reason: string): Promise<ReaderState> {
+    const generation = Date.now().toString(36) + randomBytes(3).toString('hex');
+    this.logger.warn(`starting index generation ${generation} from the change log: ${reason}`);
+    await this.index.startGeneration(generation);
+    this.retention.reset();
+    this.bus.publish({ kind: 'wake-all', reason: 'generation' });
+    return { generation, position: 0, cursor: CHANGE_LOG_START };
+  }
+
+  private async apply(state: ReaderState, rows: ChangeLogRow[]): Promise<ReaderState> {
+    const last = rows[rows.length - 1];
+    const result = await this.index.append({
+      generation: state.generation,
+      expectedPosition: state.position,
+      changes: rows.map((r) => ({ feed: r.feed, resourceId: r.resourceId })),
+      readerXid: last.xid,
+      readerId: last.id,
+    });
+    if (!result.ok) {
+      if (result.reason === 'lost') return this.rebuild('the index lost its generation');
+      // Another writer moved the head (a leader that has not noticed it lost the lock yet):
+      // continue from the index's own checkpoint, which is consistent with its positions.
+      this.logger.warn('index head moved under the reader; resuming from the index checkpoint');
+      return this.loadState();
+    }
+    const position = result.head.position;
+    this.retention.record(position);
+    this.bus.publish({
+      kind: 'changes',
+      generation: state.generation,
+      position,
+      feeds: [...new Set(rows.map((r) => r.feed))],
+    });
+    return { generation: state.generation, position, cursor: { xid: last.xid, id: last.id } };
+  }
+
+  /** Notices an index that was wiped or moved on (Redis restart, FLUSHALL) while idle. */
+  private async verifyIndex(state: ReaderState): Promise<ReaderState> {
+    const head = await this.index.head();
+    if (head === null || head.generation !== state.generation) {
+      return this.rebuild('the index lost its generation');
+    }
+    return head.position === state.position ? state : this.stateOf(head);
+  }
+
+  private async updateLag(
+    client: ReaderConnection['client'],
+    cursor: ChangeLogCursor,
+    now: number,
+  ): Promise<void> {
+    const held = await this.queries.heldBack(client, cursor);
+    const stalledSince = held.rows > 0 ? (this.currentLag.stalledSince ?? now) : null;
+    this.currentLag = {
+      heldBackRows: held.rows,
+      oldestOpenTransactionMs: held.oldestOpenMs,
+      stalledSince,
+    };
+  }
+
+  private async prune(client: ReaderConnection['client'], state: ReaderState): Promise<void> {
+    const { maxAgeMs, maxRows } = this.options.retention;
+    const deleted = await this.queries.prune(client, maxAgeMs, maxRows);
+    const floor = this.retention.floor(state.position);
+    if (floor > 0) await this.index.trim(floor);
+    if (deleted > 0) this.logger.debug(`pruned ${deleted} change-log rows; index floor ${floor}`);
+  }
+}

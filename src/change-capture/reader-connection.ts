@@ -1,0 +1,71 @@
+import { Client, type ClientConfig } from 'pg';
+import { describePostgres } from './postgres-config';
+import { PollingConfigError } from '../resolve-options';
+import type { WakeSignal } from './wake-signal';
+
+/**
+ * The reader's dedicated connection: it holds the leader lock, LISTENs, and runs every read.
+ * A socket error, a server-side termination or a statement timeout marks it broken and wakes the
+ * reader, which then drops it and connects again (LISTEN first, then catch up).
+ */
+export class ReaderConnection {
+  readonly client: Client;
+  private brokenBy: Error | null = null;
+
+  private constructor(client: Client) {
+    this.client = client;
+  }
+
+  static async open(config: ClientConfig, queryTimeoutMs: number, signal: WakeSignal) {
+    const client = new Client({
+      ...config,
+      keepAlive: true,
+      query_timeout: queryTimeoutMs,
+      connectionTimeoutMillis: config.connectionTimeoutMillis ?? queryTimeoutMs,
+      application_name: 'nestjs-polling reader',
+    });
+    const connection = new ReaderConnection(client);
+    client.on('notification', () => signal.wake());
+    client.on('error', (error) => {
+      connection.brokenBy = error;
+      signal.wake();
+    });
+    client.on('end', () => {
+      connection.brokenBy ??= new Error('connection ended');
+      signal.wake();
+    });
+    try {
+      await client.connect();
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw new PollingConfigError(
+        `cannot connect to Postgres at ${describePostgres(config)}: ${(error as Error).message}`,
+      );
+    }
+    return connection;
+  }
+
+  get broken(): Error | null {
+    return this.brokenBy;
+  }
+
+  async query<R extends Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]> {
+    if (this.brokenBy) throw this.brokenBy;
+    try {
+      return (await this.client.query(sql, params)).rows as R[];
+    } catch (error) {
+      // A client-side timeout leaves the protocol state unknown: never reuse the connection.
+      if ((error as Error).message?.includes('timeout')) this.brokenBy = error as Error;
+      throw error;
+    }
+  }
+
+  /** Closes without waiting on a socket that may be half-open. */
+  close(): void {
+    this.brokenBy ??= new Error('closed');
+    const stream = (this.client as unknown as { connection?: { stream?: { destroy(): void } } })
+      .connection?.stream;
+    this.client.end().catch(() => undefined);
+    stream?.destroy();
+  }
+}

@@ -1,0 +1,153 @@
+import { assertSchemaName, wakeChannel } from './schema-name';
+
+/**
+ * DDL for the change log, the reader state, the wake gate and the functions that start and stop
+ * tracking a table. Idempotent: safe to run on every start and from a migration.
+ *
+ * Why each piece looks the way it does (DESIGN.md §2):
+ * - `xid` comes from pg_current_xact_id(): the reader orders by (xid, id) and reads only below the
+ *   commit horizon, so a transaction that commits late can never be skipped.
+ * - Triggers are statement-level with transition tables: one INSERT ... SELECT per statement.
+ * - The wake gate is a sequence because setval() is not transactional and not MVCC: the reader
+ *   flips it without blocking writers, and writers see the flip at once. Writers only NOTIFY when
+ *   the gate is armed (reader idle); a notifying commit takes a cluster-wide lock, so skipping it
+ *   while the reader is awake keeps writers scaling.
+ */
+export function installChangeLogSql(schema: string): string {
+  const s = `"${assertSchemaName(schema)}"`;
+  const channel = wakeChannel(schema);
+  return `
+CREATE SCHEMA IF NOT EXISTS ${s};
+
+CREATE TABLE IF NOT EXISTS ${s}.polling_changes (
+  xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  id bigint GENERATED ALWAYS AS IDENTITY (CACHE 64),
+  feed text NOT NULL,
+  resource_id text NOT NULL,
+  op "char" NOT NULL CHECK (op IN ('u', 'd')),
+  changed_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (xid, id)
+);
+
+CREATE TABLE IF NOT EXISTS ${s}.polling_reader_state (
+  index_key text PRIMARY KEY,
+  leader text NOT NULL,
+  generation text NOT NULL,
+  position bigint NOT NULL,
+  read_xid xid8 NOT NULL,
+  read_id bigint NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS ${s}.polling_tracked_tables (
+  table_name regclass PRIMARY KEY,
+  feed text NOT NULL UNIQUE,
+  key_column text NOT NULL,
+  partition_column text
+);
+
+CREATE SEQUENCE IF NOT EXISTS ${s}.polling_wake_gate MINVALUE 0 MAXVALUE 1 START 1;
+
+CREATE OR REPLACE FUNCTION ${s}.polling_track(
+  p_table regclass, p_key text, p_partition text DEFAULT NULL, p_feed text DEFAULT NULL
+) RETURNS void LANGUAGE plpgsql AS $track$
+DECLARE
+  v_feed text := coalesce(p_feed, (SELECT relname FROM pg_class WHERE oid = p_table));
+  v_fn text := 'polling_capture_' || v_feed;
+  v_feed_expr text;
+  v_body text;
+BEGIN
+  PERFORM 1 FROM pg_attribute WHERE attrelid = p_table AND attname = p_key AND attnum > 0 AND NOT attisdropped;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'polling_track: table % has no column "%"', p_table, p_key;
+  END IF;
+  IF p_partition IS NOT NULL THEN
+    PERFORM 1 FROM pg_attribute WHERE attrelid = p_table AND attname = p_partition AND attnum > 0 AND NOT attisdropped;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'polling_track: table % has no partition column "%"', p_table, p_partition;
+    END IF;
+    v_feed_expr := format('%L || '':'' || coalesce(r.%I::text, '''')', v_feed, p_partition);
+  ELSE
+    v_feed_expr := quote_literal(v_feed);
+  END IF;
+
+  v_body := format($b$
+    DECLARE
+      v_count bigint;
+    BEGIN
+      IF TG_OP = 'INSERT' THEN
+        INSERT INTO ${s}.polling_changes (feed, resource_id, op)
+          SELECT %1$s, r.%2$I::text, 'u' FROM new_rows r;
+      ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO ${s}.polling_changes (feed, resource_id, op)
+          SELECT %1$s, r.%2$I::text, 'd' FROM old_rows r;
+      ELSE
+        -- a row that left its feed or changed its key is a delete there and an upsert here
+        WITH n AS (SELECT %1$s AS feed, r.%2$I::text AS rid FROM new_rows r),
+             o AS (SELECT %1$s AS feed, r.%2$I::text AS rid FROM old_rows r)
+        INSERT INTO ${s}.polling_changes (feed, resource_id, op)
+          SELECT feed, rid, 'u' FROM n
+          UNION ALL
+          SELECT feed, rid, 'd' FROM (SELECT feed, rid FROM o EXCEPT SELECT feed, rid FROM n) gone;
+      END IF;
+      GET DIAGNOSTICS v_count = ROW_COUNT;
+      IF v_count > 0 AND (SELECT last_value FROM ${s}.polling_wake_gate) = 1 THEN
+        PERFORM pg_notify('${channel}', '');
+      END IF;
+      RETURN NULL;
+    END
+  $b$, v_feed_expr, p_key);
+
+  EXECUTE format('CREATE OR REPLACE FUNCTION ${s}.%I() RETURNS trigger LANGUAGE plpgsql AS %L', v_fn, v_body);
+  EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_insert ON %s', p_table);
+  EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_update ON %s', p_table);
+  EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_delete ON %s', p_table);
+  EXECUTE format('CREATE TRIGGER polling_capture_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${s}.%I()', p_table, v_fn);
+  EXECUTE format('CREATE TRIGGER polling_capture_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${s}.%I()', p_table, v_fn);
+  EXECUTE format('CREATE TRIGGER polling_capture_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ${s}.%I()', p_table, v_fn);
+
+  INSERT INTO ${s}.polling_tracked_tables (table_name, feed, key_column, partition_column)
+    VALUES (p_table, v_feed, p_key, p_partition)
+    ON CONFLICT (table_name) DO UPDATE
+      SET feed = EXCLUDED.feed, key_column = EXCLUDED.key_column, partition_column = EXCLUDED.partition_column;
+END
+$track$;
+
+CREATE OR REPLACE FUNCTION ${s}.polling_untrack(p_table regclass) RETURNS void LANGUAGE plpgsql AS $untrack$
+DECLARE
+  v_feed text := (SELECT feed FROM ${s}.polling_tracked_tables WHERE table_name = p_table);
+BEGIN
+  EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_insert ON %s', p_table);
+  EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_update ON %s', p_table);
+  EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_delete ON %s', p_table);
+  IF v_feed IS NOT NULL THEN
+    EXECUTE format('DROP FUNCTION IF EXISTS ${s}.%I()', 'polling_capture_' || v_feed);
+  END IF;
+  DELETE FROM ${s}.polling_tracked_tables WHERE table_name = p_table;
+END
+$untrack$;
+`;
+}
+
+/** Drops everything installChangeLogSql created (tracked tables lose their triggers first). */
+export function uninstallChangeLogSql(schema: string): string {
+  const s = `"${assertSchemaName(schema)}"`;
+  return `
+DO $drop$
+DECLARE t regclass;
+BEGIN
+  IF to_regclass('${s}.polling_tracked_tables') IS NOT NULL THEN
+    FOR t IN SELECT table_name FROM ${s}.polling_tracked_tables LOOP
+      PERFORM ${s}.polling_untrack(t);
+    END LOOP;
+  END IF;
+END
+$drop$;
+DROP FUNCTION IF EXISTS ${s}.polling_track(regclass, text, text, text);
+DROP FUNCTION IF EXISTS ${s}.polling_untrack(regclass);
+DROP SEQUENCE IF EXISTS ${s}.polling_wake_gate;
+DROP TABLE IF EXISTS ${s}.polling_tracked_tables;
+DROP TABLE IF EXISTS ${s}.polling_reader_state;
+DROP TABLE IF EXISTS ${s}.polling_changes;
+`;
+}

@@ -1,0 +1,94 @@
+/**
+ * The change index: per feed, the latest position at which each resource changed.
+ * Positions are dense (1, 2, 3, ...) within one generation; a new generation starts
+ * whenever the index had to be rebuilt, so positions from different generations never compare.
+ */
+export interface IndexHead {
+  /** Opaque id of this index generation. */
+  generation: string;
+  /** Position of the last change written (0 when empty). */
+  position: number;
+  /** Reader checkpoint: the (xid, id) of the last change-log row written, as decimal strings. */
+  readerXid: string;
+  readerId: string;
+  /** Positions at or below `floor` were trimmed: a cursor below it must refetch. */
+  floor: number;
+}
+
+export interface IndexedChange {
+  feed: string;
+  resourceId: string;
+}
+
+export interface AppendBatch {
+  generation: string;
+  /** The head position the writer believes is current; the append fails if it is not. */
+  expectedPosition: number;
+  /** Changes in commit order; they receive positions expectedPosition + 1, + 2, ... */
+  changes: IndexedChange[];
+  /** Reader checkpoint after this batch. */
+  readerXid: string;
+  readerId: string;
+}
+
+/** `lost`: the generation is gone (e.g. Redis was flushed); `conflict`: another writer moved the head. */
+export type AppendResult =
+  { ok: true; head: IndexHead } | { ok: false; reason: 'lost' | 'conflict' };
+
+export interface ChangedResource {
+  resourceId: string;
+  position: number;
+}
+
+export type FeedChanges =
+  | {
+      kind: 'changes';
+      generation: string;
+      /**
+       * Where the caller's next cursor should point: the feed's latest position, or the last
+       * returned position when `limit` cut the list short (then `complete` is false).
+       */
+      feedPosition: number;
+      complete: boolean;
+      /** Resources changed after the requested position, ascending by position, latest change per id. */
+      changed: ChangedResource[];
+    }
+  | {
+      kind: 'refetch';
+      /** Why the position cannot be answered: other generation, below the trimmed floor, or beyond the head. */
+      reason: 'generation' | 'trimmed' | 'ahead';
+      generation: string;
+      feedPosition: number;
+    }
+  | { kind: 'unavailable' };
+
+export type FeedPosition =
+  | { kind: 'position'; generation: string; position: number; floor: number }
+  | { kind: 'unavailable' };
+
+export interface ChangeIndex {
+  /** True when several processes share the index (they then elect one reader). */
+  readonly shared: boolean;
+  /** The current head, or null when the index holds no generation (never built or lost). */
+  head(): Promise<IndexHead | null>;
+  /** Drops everything under this index and starts `generation` at position 0. */
+  startGeneration(generation: string): Promise<IndexHead>;
+  /** Writes a batch atomically and idempotently (ZADD GT semantics). */
+  append(batch: AppendBatch): Promise<AppendResult>;
+  /** The latest position of one feed: the cheap call behind ETags (no change list). */
+  feedPosition(feed: string): Promise<FeedPosition>;
+  /** Resources of `feed` changed strictly after `position` of `generation`, at most `limit`. */
+  changesSince(
+    feed: string,
+    generation: string,
+    position: number,
+    limit: number,
+  ): Promise<FeedChanges>;
+  /** Forgets changes at or below `position` and raises the floor to it. */
+  trim(position: number): Promise<void>;
+  /** Releases what the index opened itself. */
+  close(): Promise<void>;
+}
+
+/** Injection token for the ChangeIndex implementation in use. */
+export const CHANGE_INDEX = Symbol('nestjs-polling:ChangeIndex');

@@ -1,0 +1,213 @@
+import type {
+  AppendBatch,
+  AppendResult,
+  ChangedResource,
+  ChangeIndex,
+  FeedChanges,
+  FeedPosition,
+  IndexHead,
+} from './change-index.interface';
+
+/** Compact a feed's log once it holds this many superseded entries and more than live ones. */
+const COMPACT_MIN_STALE = 64;
+
+interface LogEntry {
+  position: number;
+  resourceId: string;
+}
+
+interface FeedState {
+  /** Latest position per resource: the index proper. */
+  latest: Map<string, number>;
+  /**
+   * Every change in append order (so ascending by position) from `start` on; an entry is live
+   * only while `latest` still points at it. Superseded entries are dropped lazily.
+   */
+  log: LogEntry[];
+  start: number;
+  stale: number;
+  /** Highest position written to this feed (0 when never written). */
+  max: number;
+  /** Highest position of this feed that trim removed: a cursor below it missed a change. */
+  floor: number;
+}
+
+/** Single-process ChangeIndex: no Redis, nothing shared, lost only with the process. */
+export class MemoryChangeIndex implements ChangeIndex {
+  readonly shared = false;
+
+  private current: IndexHead | null = null;
+  private feeds = new Map<string, FeedState>();
+
+  async head(): Promise<IndexHead | null> {
+    return this.current ? { ...this.current } : null;
+  }
+
+  async startGeneration(generation: string): Promise<IndexHead> {
+    assertGeneration(generation);
+    this.feeds = new Map();
+    this.current = { generation, position: 0, readerXid: '0', readerId: '0', floor: 0 };
+    return { ...this.current };
+  }
+
+  async append(batch: AppendBatch): Promise<AppendResult> {
+    assertPosition(batch.expectedPosition, 'expectedPosition');
+    const head = this.current;
+    if (!head || head.generation !== batch.generation) return { ok: false, reason: 'lost' };
+    if (head.position !== batch.expectedPosition) return { ok: false, reason: 'conflict' };
+
+    let position = head.position;
+    for (const { feed, resourceId } of batch.changes) {
+      position += 1;
+      const state = this.feedState(feed);
+      // Positions only grow, so this is ZADD GT: the newer entry always wins.
+      if (state.latest.has(resourceId)) state.stale += 1;
+      state.latest.set(resourceId, position);
+      state.log.push({ position, resourceId });
+      state.max = position;
+      this.maybeCompact(state);
+    }
+    this.current = {
+      ...head,
+      position,
+      readerXid: batch.readerXid,
+      readerId: batch.readerId,
+    };
+    return { ok: true, head: { ...this.current } };
+  }
+
+  async feedPosition(feed: string): Promise<FeedPosition> {
+    if (!this.current) return { kind: 'unavailable' };
+    const state = this.feeds.get(feed);
+    return {
+      kind: 'position',
+      generation: this.current.generation,
+      position: state?.max ?? 0,
+      floor: state?.floor ?? 0,
+    };
+  }
+
+  async changesSince(
+    feed: string,
+    generation: string,
+    position: number,
+    limit: number,
+  ): Promise<FeedChanges> {
+    assertPosition(position, 'position');
+    assertLimit(limit);
+    const head = this.current;
+    if (!head) return { kind: 'unavailable' };
+    const state = this.feeds.get(feed);
+    const feedMax = state?.max ?? 0;
+    const current = head.generation;
+    if (generation !== current) {
+      return { kind: 'refetch', reason: 'generation', generation: current, feedPosition: feedMax };
+    }
+    if (position < (state?.floor ?? 0)) {
+      return { kind: 'refetch', reason: 'trimmed', generation: current, feedPosition: feedMax };
+    }
+    if (position > head.position) {
+      return { kind: 'refetch', reason: 'ahead', generation: current, feedPosition: feedMax };
+    }
+
+    const changed: ChangedResource[] = [];
+    if (state) {
+      for (let i = firstAfter(state, position); i < state.log.length; i++) {
+        const entry = state.log[i];
+        if (state.latest.get(entry.resourceId) !== entry.position) continue;
+        changed.push({ resourceId: entry.resourceId, position: entry.position });
+        if (changed.length === limit) break;
+      }
+    }
+    // The last log entry is always live, so a shorter tail than feedMax means limit cut it.
+    const last = changed.length > 0 ? changed[changed.length - 1].position : position;
+    const complete = last >= feedMax;
+    return {
+      kind: 'changes',
+      generation: current,
+      feedPosition: complete ? Math.max(position, feedMax) : last,
+      complete,
+      changed,
+    };
+  }
+
+  async trim(position: number): Promise<void> {
+    assertPosition(position, 'position');
+    const head = this.current;
+    if (!head) return;
+    // Nothing above the head exists yet; a floor there would swallow future appends.
+    const upTo = Math.min(position, head.position);
+    if (upTo <= head.floor) return;
+    for (const state of this.feeds.values()) {
+      const end = firstAfter(state, upTo);
+      for (let i = state.start; i < end; i++) {
+        const entry = state.log[i];
+        if (state.latest.get(entry.resourceId) === entry.position) {
+          state.latest.delete(entry.resourceId);
+          state.floor = entry.position;
+        } else {
+          state.stale -= 1;
+        }
+      }
+      state.start = end;
+      this.maybeCompact(state);
+    }
+    this.current = { ...head, floor: upTo };
+  }
+
+  async close(): Promise<void> {
+    // Nothing opened.
+  }
+
+  private feedState(feed: string): FeedState {
+    let state = this.feeds.get(feed);
+    if (!state) {
+      state = { latest: new Map(), log: [], start: 0, stale: 0, max: 0, floor: 0 };
+      this.feeds.set(feed, state);
+    }
+    return state;
+  }
+
+  private maybeCompact(state: FeedState): void {
+    if (state.stale >= COMPACT_MIN_STALE && state.stale > state.latest.size) {
+      state.log = state.log
+        .slice(state.start)
+        .filter((e) => state.latest.get(e.resourceId) === e.position);
+      state.start = 0;
+      state.stale = 0;
+    } else if (state.start >= COMPACT_MIN_STALE && state.start * 2 > state.log.length) {
+      state.log = state.log.slice(state.start);
+      state.start = 0;
+    }
+  }
+}
+
+/** Index of the first log entry with a position strictly above `position` (binary search). */
+function firstAfter(state: FeedState, position: number): number {
+  let lo = state.start;
+  let hi = state.log.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (state.log[mid].position <= position) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function assertPosition(value: number, name: string): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
+  }
+}
+
+function assertLimit(limit: number): void {
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new RangeError(`limit must be a positive integer, got ${limit}`);
+  }
+}
+
+function assertGeneration(generation: string): void {
+  if (typeof generation !== 'string' || generation.length === 0) {
+    throw new RangeError('generation must be a non-empty string');
+  }
+}

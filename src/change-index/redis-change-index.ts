@@ -1,0 +1,215 @@
+import { createHash } from 'node:crypto';
+import type Redis from 'ioredis';
+import type {
+  AppendBatch,
+  AppendResult,
+  ChangedResource,
+  ChangeIndex,
+  FeedChanges,
+  FeedPosition,
+  IndexHead,
+} from './change-index.interface';
+import {
+  APPEND_SCRIPT,
+  CHANGES_SINCE_SCRIPT,
+  FEED_POSITION_SCRIPT,
+  START_GENERATION_SCRIPT,
+  TRIM_SCRIPT,
+} from './redis-change-index.scripts';
+
+export interface RedisChangeIndexOptions {
+  /** Quit the client in close(); leave false when the client is shared with other code. */
+  ownsClient?: boolean;
+}
+
+class LuaScript {
+  readonly sha: string;
+  constructor(
+    readonly source: string,
+    readonly numberOfKeys: number,
+  ) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+}
+
+const scripts = {
+  append: new LuaScript(APPEND_SCRIPT, 2),
+  feedPosition: new LuaScript(FEED_POSITION_SCRIPT, 3),
+  changesSince: new LuaScript(CHANGES_SINCE_SCRIPT, 3),
+  startGeneration: new LuaScript(START_GENERATION_SCRIPT, 3),
+  trim: new LuaScript(TRIM_SCRIPT, 3),
+};
+
+type Reply = Array<string | Reply>;
+
+/**
+ * ChangeIndex in Redis, shared by every instance. Each call is one Lua script, so one round trip
+ * and atomic. Does not support Redis Cluster yet (scripts derive feed keys from the prefix).
+ * Redis errors (connection lost, timeouts) are thrown, not mapped to `unavailable`.
+ */
+export class RedisChangeIndex implements ChangeIndex {
+  readonly shared = true;
+
+  private readonly metaKey: string;
+  private readonly feedsKey: string;
+  private readonly floorsKey: string;
+
+  constructor(
+    private readonly client: Redis,
+    private readonly keyPrefix: string,
+    private readonly options: RedisChangeIndexOptions = {},
+  ) {
+    this.metaKey = `${keyPrefix}meta`;
+    this.feedsKey = `${keyPrefix}feeds`;
+    this.floorsKey = `${keyPrefix}floors`;
+  }
+
+  async head(): Promise<IndexHead | null> {
+    const [generation, position, readerXid, readerId, floor] = await this.client.hmget(
+      this.metaKey,
+      'generation',
+      'position',
+      'readerXid',
+      'readerId',
+      'floor',
+    );
+    if (generation === null) return null;
+    return {
+      generation,
+      position: toInt(position),
+      readerXid: readerXid ?? '0',
+      readerId: readerId ?? '0',
+      floor: toInt(floor),
+    };
+  }
+
+  async startGeneration(generation: string): Promise<IndexHead> {
+    if (typeof generation !== 'string' || generation.length === 0) {
+      throw new RangeError('generation must be a non-empty string');
+    }
+    await this.run(
+      scripts.startGeneration,
+      [this.metaKey, this.feedsKey, this.floorsKey],
+      [this.keyPrefix, generation],
+    );
+    return { generation, position: 0, readerXid: '0', readerId: '0', floor: 0 };
+  }
+
+  async append(batch: AppendBatch): Promise<AppendResult> {
+    assertPosition(batch.expectedPosition, 'expectedPosition');
+    const args = [
+      this.keyPrefix,
+      batch.generation,
+      String(batch.expectedPosition),
+      batch.readerXid,
+      batch.readerId,
+    ];
+    for (const change of batch.changes) args.push(change.feed, change.resourceId);
+    const reply = await this.run(scripts.append, [this.metaKey, this.feedsKey], args);
+    if (reply[0] === 'lost' || reply[0] === 'conflict') return { ok: false, reason: reply[0] };
+    const [, generation, position, readerXid, readerId, floor] = reply as string[];
+    return {
+      ok: true,
+      head: { generation, position: toInt(position), readerXid, readerId, floor: toInt(floor) },
+    };
+  }
+
+  async feedPosition(feed: string): Promise<FeedPosition> {
+    const reply = await this.run(scripts.feedPosition, this.feedKeys(feed), [feed]);
+    if (reply[0] === 'unavailable') return { kind: 'unavailable' };
+    const [, generation, position, floor] = reply as string[];
+    return { kind: 'position', generation, position: toInt(position), floor: toInt(floor) };
+  }
+
+  async changesSince(
+    feed: string,
+    generation: string,
+    position: number,
+    limit: number,
+  ): Promise<FeedChanges> {
+    assertPosition(position, 'position');
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new RangeError(`limit must be a positive integer, got ${limit}`);
+    }
+    const reply = await this.run(scripts.changesSince, this.feedKeys(feed), [
+      feed,
+      generation,
+      String(position),
+      String(limit),
+    ]);
+    if (reply[0] === 'unavailable') return { kind: 'unavailable' };
+    if (reply[0] === 'refetch') {
+      const [, reason, current, feedPosition] = reply as string[];
+      return {
+        kind: 'refetch',
+        reason: reason as 'generation' | 'trimmed' | 'ahead',
+        generation: current,
+        feedPosition: toInt(feedPosition),
+      };
+    }
+    const [, current, feedMaxText, rows] = reply as [string, string, string, string[]];
+    const feedMax = toInt(feedMaxText);
+    const changed: ChangedResource[] = [];
+    for (let i = 0; i < rows.length; i += 2) {
+      changed.push({ resourceId: rows[i], position: toInt(rows[i + 1]) });
+    }
+    const last = changed.length > 0 ? changed[changed.length - 1].position : position;
+    const complete = last >= feedMax;
+    return {
+      kind: 'changes',
+      generation: current,
+      feedPosition: complete ? Math.max(position, feedMax) : last,
+      complete,
+      changed,
+    };
+  }
+
+  async trim(position: number): Promise<void> {
+    assertPosition(position, 'position');
+    await this.run(
+      scripts.trim,
+      [this.metaKey, this.feedsKey, this.floorsKey],
+      [this.keyPrefix, String(position)],
+    );
+  }
+
+  async close(): Promise<void> {
+    if (!this.options.ownsClient || this.client.status === 'end') return;
+    // quit() can resolve before the socket closes (e.g. while still connecting): wait for 'end'.
+    const ended = new Promise<void>((resolve) => this.client.once('end', () => resolve()));
+    try {
+      await this.client.quit();
+    } catch {
+      this.client.disconnect();
+    }
+    await ended;
+  }
+
+  private feedKeys(feed: string): string[] {
+    return [this.metaKey, `${this.keyPrefix}feed:${feed}`, this.floorsKey];
+  }
+
+  /** EVALSHA, falling back to EVAL once when the server does not have the script cached. */
+  private async run(script: LuaScript, keys: string[], args: string[]): Promise<Reply> {
+    const n = script.numberOfKeys;
+    try {
+      return (await this.client.evalsha(script.sha, n, ...keys, ...args)) as Reply;
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return (await this.client.eval(script.source, n, ...keys, ...args)) as Reply;
+    }
+  }
+}
+
+function toInt(value: string | null | undefined): number {
+  if (value === null || value === undefined) return 0;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new Error(`change index holds a bad position: ${value}`);
+  return n;
+}
+
+function assertPosition(value: number, name: string): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
+  }
+}

@@ -1,0 +1,29 @@
+export { PollingModule } from './polling.module';
+export {
+  POLLING_ASYNC_OPTIONS_TYPE,
+  POLLING_MODULE_OPTIONS,
+  POLLING_OPTIONS_TYPE,
+} from './polling.module-definition';
+export type {
+  PollingModuleOptions,
+  PostgresConnection,
+  ReaderTuning,
+  RedisConnection,
+  RetentionOptions,
+  TrackedTable,
+} from './polling-options.interface';
+export { PollingConfigError } from './resolve-options';
+export { ChangeReader } from './change-capture/change-reader.service';
+export type { ReaderLag, ReaderRole } from './change-capture/change-reader.service';
+export { ChangeBus } from './change-bus/change-bus.service';
+export type { ChangeNotice } from './change-bus/change-notice.interface';
+export { CHANGE_INDEX } from './change-index/change-index.interface';
+export type {
+  ChangeIndex,
+  FeedChanges,
+  FeedPosition,
+  IndexHead,
+} from './change-index/change-index.interface';
+export { MemoryChangeIndex } from './change-index/memory-change-index';
+export { RedisChangeIndex } from './change-index/redis-change-index';
+export { installChangeLogSql, uninstallChangeLogSql } from './change-capture/schema/change-log.sql';

@@ -1,0 +1,11 @@
+export const DEFAULT_KEY_PREFIX = 'polling:';
+export const DEFAULT_SCHEMA = 'public';
+export const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000;
+
+export const READER_DEFAULTS = {
+  batchSize: 5000,
+  backstopMs: 1000,
+  queryTimeoutMs: 5000,
+  leaderRetryMs: 500,
+  pruneIntervalMs: 60_000,
+} as const;

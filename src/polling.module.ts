@@ -1,0 +1,48 @@
+import { Module } from '@nestjs/common';
+import { ChangeBus } from './change-bus/change-bus.service';
+import { RedisBusRelay } from './change-bus/redis-bus-relay';
+import { ChangeReader } from './change-capture/change-reader.service';
+import { CHANGE_INDEX } from './change-index/change-index.interface';
+import { MemoryChangeIndex } from './change-index/memory-change-index';
+import { RedisChangeIndex } from './change-index/redis-change-index';
+import { connectRedis, type RedisHandle } from './change-index/redis-connection';
+import { PollingConnections } from './polling-connections';
+import { ConfigurablePollingModule, POLLING_MODULE_OPTIONS } from './polling.module-definition';
+import { POLLING_REDIS, POLLING_RESOLVED_OPTIONS } from './polling.tokens';
+import { resolveOptions, type ResolvedOptions } from './resolve-options';
+
+@Module({
+  providers: [
+    {
+      provide: POLLING_RESOLVED_OPTIONS,
+      useFactory: resolveOptions,
+      inject: [POLLING_MODULE_OPTIONS],
+    },
+    {
+      provide: POLLING_REDIS,
+      useFactory: (options: ResolvedOptions) => connectRedis(options.redis),
+      inject: [POLLING_RESOLVED_OPTIONS],
+    },
+    {
+      provide: CHANGE_INDEX,
+      useFactory: (options: ResolvedOptions, redis: RedisHandle | null) =>
+        redis ? new RedisChangeIndex(redis.client, options.keyPrefix) : new MemoryChangeIndex(),
+      inject: [POLLING_RESOLVED_OPTIONS, POLLING_REDIS],
+    },
+    ChangeBus,
+    {
+      provide: RedisBusRelay,
+      useFactory: async (options: ResolvedOptions, redis: RedisHandle | null, bus: ChangeBus) => {
+        if (!redis) return null;
+        const relay = new RedisBusRelay(redis.client, `${options.keyPrefix}bus`, bus);
+        await relay.start();
+        return relay;
+      },
+      inject: [POLLING_RESOLVED_OPTIONS, POLLING_REDIS, ChangeBus],
+    },
+    ChangeReader,
+    PollingConnections,
+  ],
+  exports: [ChangeReader, ChangeBus, CHANGE_INDEX, POLLING_RESOLVED_OPTIONS],
+})
+export class PollingModule extends ConfigurablePollingModule {}

@@ -1,0 +1,9 @@
+import { Inject } from '@nestjs/common';
+
+/** Options after validation and defaults (see resolve-options.ts). */
+export const POLLING_RESOLVED_OPTIONS = Symbol('nestjs-polling:ResolvedOptions');
+/** The Redis connection the module uses, or null for the in-memory index. */
+export const POLLING_REDIS = Symbol('nestjs-polling:Redis');
+
+export const InjectPollingOptions = () => Inject(POLLING_RESOLVED_OPTIONS);
+export const InjectPollingRedis = () => Inject(POLLING_REDIS);

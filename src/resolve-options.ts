@@ -1,0 +1,127 @@
+import {
+  DEFAULT_KEY_PREFIX,
+  DEFAULT_RETENTION_MS,
+  DEFAULT_SCHEMA,
+  READER_DEFAULTS,
+} from './polling.constants';
+import { assertSchemaName } from './change-capture/schema/schema-name';
+import type {
+  PollingModuleOptions,
+  PostgresConnection,
+  ReaderTuning,
+} from './polling-options.interface';
+
+export interface ResolvedTable {
+  /** `schema.table` or `table` as configured. */
+  table: string;
+  key: string;
+  partition: string | null;
+  feed: string;
+}
+
+export interface ResolvedOptions {
+  postgres: PostgresConnection;
+  redis: PollingModuleOptions['redis'];
+  tables: ResolvedTable[];
+  retention: { maxAgeMs: number | null; maxRows: number | null };
+  keyPrefix: string;
+  schema: string;
+  installSchema: boolean;
+  reader: Required<ReaderTuning>;
+}
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+const TABLE = /^([A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+const FEED = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
+
+export class PollingConfigError extends Error {
+  constructor(message: string) {
+    super(`nestjs-polling: ${message}`);
+    this.name = 'PollingConfigError';
+  }
+}
+
+function positiveInt(value: unknown, name: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > max) {
+    throw new PollingConfigError(
+      `${name} must be an integer between 1 and ${max}, got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+function resolveTables(options: PollingModuleOptions): ResolvedTable[] {
+  if (!Array.isArray(options.tables) || options.tables.length === 0) {
+    throw new PollingConfigError('tables must name at least one table to track');
+  }
+  const feeds = new Set<string>();
+  return options.tables.map((t) => {
+    if (!t || typeof t.table !== 'string' || !TABLE.test(t.table)) {
+      throw new PollingConfigError(
+        `tracked table name "${t?.table}" is not a plain [schema.]table name`,
+      );
+    }
+    const key = t.key ?? 'id';
+    const partition = t.partition ?? null;
+    for (const [what, column] of [
+      ['key', key],
+      ['partition', partition],
+    ] as const) {
+      if (column !== null && !IDENT.test(column)) {
+        throw new PollingConfigError(
+          `${what} column "${column}" of ${t.table} is not a plain column name`,
+        );
+      }
+    }
+    const feed = t.feed ?? t.table.split('.').pop()!;
+    if (!FEED.test(feed)) throw new PollingConfigError(`feed name "${feed}" is invalid`);
+    if (feeds.has(feed)) throw new PollingConfigError(`feed "${feed}" is configured twice`);
+    feeds.add(feed);
+    return { table: t.table, key, partition, feed };
+  });
+}
+
+function resolveRetention(options: PollingModuleOptions): ResolvedOptions['retention'] {
+  if (options.retention === undefined) return { maxAgeMs: DEFAULT_RETENTION_MS, maxRows: null };
+  const { maxAgeMs, maxRows } = options.retention;
+  if (maxAgeMs === undefined && maxRows === undefined) {
+    throw new PollingConfigError('retention needs maxAgeMs and/or maxRows');
+  }
+  return {
+    maxAgeMs: maxAgeMs === undefined ? null : positiveInt(maxAgeMs, 'retention.maxAgeMs'),
+    maxRows: maxRows === undefined ? null : positiveInt(maxRows, 'retention.maxRows'),
+  };
+}
+
+/** Validates options once, at module creation, so a bad setting fails the app's start. */
+export function resolveOptions(options: PollingModuleOptions): ResolvedOptions {
+  if (!options || !options.postgres)
+    throw new PollingConfigError('postgres connection is required');
+  const keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
+  if (typeof keyPrefix !== 'string' || keyPrefix.length === 0 || keyPrefix.length > 200) {
+    throw new PollingConfigError('keyPrefix must be a non-empty string of at most 200 characters');
+  }
+  let schema: string;
+  try {
+    schema = assertSchemaName(options.schema ?? DEFAULT_SCHEMA);
+  } catch (error) {
+    throw new PollingConfigError((error as Error).message);
+  }
+  const r = { ...READER_DEFAULTS, ...options.reader };
+  return {
+    postgres: options.postgres,
+    redis: options.redis,
+    tables: resolveTables(options),
+    retention: resolveRetention(options),
+    keyPrefix,
+    schema,
+    installSchema: options.installSchema ?? false,
+    reader: {
+      batchSize: positiveInt(r.batchSize, 'reader.batchSize', 100_000),
+      backstopMs: positiveInt(r.backstopMs, 'reader.backstopMs', 3_600_000),
+      queryTimeoutMs: positiveInt(r.queryTimeoutMs, 'reader.queryTimeoutMs', 3_600_000),
+      leaderRetryMs: positiveInt(r.leaderRetryMs, 'reader.leaderRetryMs', 3_600_000),
+      pruneIntervalMs: positiveInt(r.pruneIntervalMs, 'reader.pruneIntervalMs', 86_400_000),
+    },
+  };
+}
