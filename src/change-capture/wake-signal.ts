@@ -19,13 +19,12 @@ export class WakeSignal {
   sleep(ms: number): Promise<void> {
     if (this.woken) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done() {
+      const done = () => {
         clearTimeout(timer);
-        self.release = null;
+        this.release = null;
         resolve();
-      }
+      };
+      const timer = setTimeout(done, ms);
       this.release = done;
     });
   }
