@@ -89,6 +89,21 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     return { ...this.currentLag };
   }
 
+  /** Server pid of the reader's dedicated connection (for operators and fault tests). */
+  get backendPid(): number | null {
+    const client = this.connection?.client as unknown as { processID?: number } | undefined;
+    return client?.processID ?? null;
+  }
+
+  /** Channels the reader's own session LISTENs on (pg_listening_channels is per session). */
+  async listeningChannels(): Promise<string[]> {
+    if (!this.connection || this.currentRole !== 'leader') return [];
+    const rows = await this.connection.query<{ channel: string }>(
+      'SELECT pg_listening_channels() AS channel',
+    );
+    return rows.map((r) => r.channel);
+  }
+
   /** Resolves when this instance serves current data: leader caught up, or follower of a built index. */
   whenLive(): Promise<void> {
     if (this.liveNow) return Promise.resolve();

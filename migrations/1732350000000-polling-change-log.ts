@@ -1,0 +1,24 @@
+// Installs the change log only. Start tracking a table from your own migration, e.g.
+// `await queryRunner.query(\`SELECT polling_track('messages', 'id', 'channel')\`)`.
+import type { MigrationInterface, QueryRunner } from 'typeorm';
+import {
+  installChangeLogSql,
+  uninstallChangeLogSql,
+} from '../src/change-capture/schema/change-log.sql';
+
+/** Must match the module's `schema` option; read at run time so one class serves every app. */
+function schema(): string {
+  return process.env.POLLING_SCHEMA ?? 'public';
+}
+
+export class PollingChangeLog1732350000000 implements MigrationInterface {
+  name = 'PollingChangeLog1732350000000';
+
+  async up(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query(installChangeLogSql(schema()));
+  }
+
+  async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query(uninstallChangeLogSql(schema()));
+  }
+}

@@ -1,0 +1,82 @@
+import { Module, type INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { Client } from 'pg';
+import {
+  CHANGE_INDEX,
+  ChangeBus,
+  ChangeReader,
+  PollingModule,
+  type ChangeIndex,
+  type PollingModuleOptions,
+} from '../../src';
+import type { TestDatabase } from './test-database';
+
+export interface PollingApp {
+  app: INestApplication;
+  reader: ChangeReader;
+  index: ChangeIndex;
+  bus: ChangeBus;
+  close(): Promise<void>;
+}
+
+/** A real Nest app with the polling module, started and listening on an ephemeral port. */
+export async function startPollingApp(options: PollingModuleOptions): Promise<PollingApp> {
+  @Module({ imports: [PollingModule.forRoot(options)] })
+  class TestAppModule {}
+
+  const moduleRef = await Test.createTestingModule({ imports: [TestAppModule] }).compile();
+  const app = moduleRef.createNestApplication({
+    logger: process.env.TEST_LOGS ? undefined : ['error'],
+  });
+  app.enableShutdownHooks();
+  await app.listen(0, '127.0.0.1');
+  const reader = app.get(ChangeReader);
+  await reader.whenLive();
+  return {
+    app,
+    reader,
+    index: app.get<ChangeIndex>(CHANGE_INDEX),
+    bus: app.get(ChangeBus),
+    close: () => app.close(),
+  };
+}
+
+/** Creates the `items` table the change-capture tests write to, partitioned into feeds by `run`. */
+export async function createItemsTable(db: TestDatabase): Promise<void> {
+  const client = new Client(db.config);
+  await client.connect();
+  try {
+    await client.query(
+      `CREATE TABLE items (id bigserial PRIMARY KEY, run int NOT NULL DEFAULT 0, body text)`,
+    );
+  } finally {
+    await client.end();
+  }
+}
+
+export function itemsOptions(db: TestDatabase, extra: Partial<PollingModuleOptions> = {}) {
+  return {
+    postgres: { url: db.url },
+    tables: [{ table: 'items', partition: 'run' }],
+    installSchema: true,
+    ...extra,
+  } satisfies PollingModuleOptions;
+}
+
+/** Every change of a feed in the index, ascending by position (the whole feed, in one read). */
+export async function indexedChanges(index: ChangeIndex, feed: string) {
+  const head = await index.head();
+  if (!head) return [];
+  const result = await index.changesSince(feed, head.generation, head.floor, 1_000_000);
+  if (result.kind !== 'changes') throw new Error(`unexpected index answer ${result.kind}`);
+  return result.changed;
+}
+
+/** The change log's truth for a feed, in commit-safe order. */
+export async function loggedChanges(client: Client, feed: string): Promise<string[]> {
+  const { rows } = await client.query(
+    'SELECT resource_id FROM polling_changes WHERE feed = $1 ORDER BY xid, id',
+    [feed],
+  );
+  return rows.map((r) => r.resource_id as string);
+}
