@@ -29,7 +29,12 @@ export async function startPollingApp(options: PollingModuleOptions): Promise<Po
     logger: process.env.TEST_LOGS ? undefined : ['error'],
   });
   app.enableShutdownHooks();
-  await app.listen(0, '127.0.0.1');
+  try {
+    await app.listen(0, '127.0.0.1');
+  } catch (error) {
+    await app.close().catch(() => undefined);
+    throw error;
+  }
   const reader = app.get(ChangeReader);
   await reader.whenLive();
   return {

@@ -1,0 +1,102 @@
+import { Client } from 'pg';
+import type { ChangeNotice } from '../../src';
+import { createTestDatabase, type TestDatabase } from '../support/test-database';
+import { OwnedRedisServer } from '../support/redis-server';
+import { waitFor } from '../support/wait-for';
+import {
+  createItemsTable,
+  indexedChanges,
+  itemsOptions,
+  loggedChanges,
+  startPollingApp,
+  type PollingApp,
+} from '../support/polling-app';
+
+/** Redis is an index, not the truth: after losing it, the index is rebuilt from Postgres. */
+describe('Redis index loss', () => {
+  let db: TestDatabase;
+  let redis: OwnedRedisServer;
+  let polling: PollingApp;
+  let writer: Client;
+  const notices: ChangeNotice[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await createItemsTable(db);
+    redis = await OwnedRedisServer.start();
+    polling = await startPollingApp(
+      itemsOptions(db, { redis: { url: redis.url }, reader: { backstopMs: 200 } }),
+    );
+    polling.bus.notices$.subscribe((n) => notices.push(n));
+    writer = new Client(db.config);
+    await writer.connect();
+  });
+
+  afterAll(async () => {
+    await writer?.end();
+    await polling?.close();
+    await redis?.stop();
+    await db?.drop();
+  });
+
+  async function writeAndIndex(count: number): Promise<void> {
+    for (let i = 0; i < count; i++) {
+      await writer.query('INSERT INTO items (run, body) VALUES (1, $1)', [`row ${i}`]);
+    }
+    const logged = await loggedChanges(writer, 'items:1');
+    await waitFor(
+      async () => (await indexedChanges(polling.index, 'items:1')).length === logged.length,
+      {
+        message: 'index holds every logged change',
+      },
+    );
+  }
+
+  async function expectRebuiltAfter(loss: () => Promise<void>): Promise<void> {
+    await writeAndIndex(5);
+    const before = (await polling.index.head())!;
+    const consumerPosition = before.position;
+    notices.length = 0;
+
+    await loss();
+
+    await waitFor(
+      async () => {
+        const head = await polling.index.head().catch(() => null);
+        return head !== null && head.generation !== before.generation;
+      },
+      { message: 'a new generation started' },
+    );
+    const logged = await loggedChanges(writer, 'items:1');
+    await waitFor(
+      async () => (await indexedChanges(polling.index, 'items:1')).length === logged.length,
+      {
+        message: 'the new generation holds every retained change',
+      },
+    );
+    expect((await indexedChanges(polling.index, 'items:1')).map((c) => c.resourceId)).toEqual(
+      logged,
+    );
+
+    // A consumer still holding a position of the old generation must refetch, not get "nothing new".
+    const answer = await polling.index.changesSince(
+      'items:1',
+      before.generation,
+      consumerPosition,
+      100,
+    );
+    expect(answer).toMatchObject({ kind: 'refetch', reason: 'generation' });
+    expect(notices).toContainEqual({ kind: 'wake-all', reason: 'generation' });
+
+    // And the new generation keeps flowing.
+    await writeAndIndex(1);
+  }
+
+  it('rebuilds after FLUSHALL', async () => {
+    await expectRebuiltAfter(() => redis.flushAll());
+  });
+
+  it('rebuilds after a Redis crash and restart', async () => {
+    await expectRebuiltAfter(() => redis.restart());
+  });
+});
