@@ -148,6 +148,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   private async run(): Promise<void> {
     const config = postgresClientConfig(this.options.postgres);
     let backoffMs = 100;
+    let previousPid: number | null = null;
     while (!this.stopped) {
       try {
         this.connection = await ReaderConnection.open(
@@ -156,6 +157,8 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
           this.signal,
         );
         backoffMs = 100;
+        if (previousPid !== null) await this.connection.terminateOwnSession(previousPid);
+        previousPid = this.backendPid;
         if (this.index.shared && !(await this.becomeLeader(this.connection))) break;
         await this.connection.query(`LISTEN "${wakeChannel(this.options.schema)}"`);
         this.currentRole = 'leader';

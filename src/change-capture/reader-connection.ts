@@ -36,6 +36,10 @@ export class ReaderConnection {
     });
     try {
       await client.connect();
+      // Let the server notice a vanished reader within ~25 s, so its leader lock is released.
+      await client.query(
+        'SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3',
+      );
     } catch (error) {
       await client.end().catch(() => undefined);
       throw new PollingConfigError(
@@ -43,6 +47,18 @@ export class ReaderConnection {
       );
     }
     return connection;
+  }
+
+  /**
+   * Ends the server session of an earlier connection of ours that went half-open: until the server
+   * notices, that session would keep the leader lock.
+   */
+  async terminateOwnSession(pid: number): Promise<void> {
+    await this.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+       WHERE pid = $1 AND application_name = 'nestjs-polling reader'`,
+      [pid],
+    );
   }
 
   get broken(): Error | null {

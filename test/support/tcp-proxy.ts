@@ -1,0 +1,61 @@
+import { createServer, connect, type Server, type Socket } from 'node:net';
+
+/**
+ * A loopback TCP proxy for fault tests. `freezeOpenConnections()` makes every current connection
+ * half-open: sockets stay open but no byte passes, like a peer that vanished without a FIN.
+ */
+export class TcpProxy {
+  private readonly pairs = new Set<[Socket, Socket]>();
+  private frozen = new Set<Socket>();
+
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+  ) {}
+
+  static async start(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+    let proxy: TcpProxy | null = null;
+    const server = createServer((client) => {
+      const upstream = connect(targetPort, targetHost);
+      const pair: [Socket, Socket] = [client, upstream];
+      proxy!.pairs.add(pair);
+      const forward = (from: Socket, to: Socket) =>
+        from.on('data', (chunk) => {
+          if (!proxy!.frozen.has(from)) to.write(chunk);
+        });
+      forward(client, upstream);
+      forward(upstream, client);
+      const close = () => {
+        // A frozen connection stays open upstream: the server must not learn the client is gone.
+        if (proxy!.frozen.has(client)) return;
+        proxy!.pairs.delete(pair);
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('close', close).on('error', close);
+      upstream.on('close', close).on('error', close);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    proxy = new TcpProxy(server, (server.address() as { port: number }).port);
+    return proxy;
+  }
+
+  get openConnections(): number {
+    return this.pairs.size;
+  }
+
+  freezeOpenConnections(): void {
+    for (const [a, b] of this.pairs) {
+      this.frozen.add(a);
+      this.frozen.add(b);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const [a, b] of this.pairs) {
+      a.destroy();
+      b.destroy();
+    }
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
