@@ -245,7 +245,9 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     chores: { stateWrite: number; prune: number; verify: number },
     now: number,
   ): Promise<ReaderState> {
-    if (now - chores.stateWrite >= STATE_WRITE_MS) {
+    const pruneDue = now - chores.prune >= this.options.reader.pruneIntervalMs;
+    // Pruning is bounded by the stored reader state, so store it fresh before each prune.
+    if (pruneDue || now - chores.stateWrite >= STATE_WRITE_MS) {
       chores.stateWrite = now;
       await this.queries.writeReaderState(client, {
         indexKey: this.options.keyPrefix,
@@ -255,7 +257,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
         cursor: state.cursor,
       });
     }
-    if (now - chores.prune >= this.options.reader.pruneIntervalMs) {
+    if (pruneDue) {
       chores.prune = now;
       await this.prune(client, state);
     }

@@ -1,3 +1,4 @@
+import Redis from 'ioredis';
 import { Client } from 'pg';
 import type { ChangeNotice } from '../../src';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
@@ -91,6 +92,17 @@ describe('Redis index loss', () => {
     // And the new generation keeps flowing.
     await writeAndIndex(1);
   }
+
+  it('wakes every local waiter after the pub/sub connection is killed', async () => {
+    notices.length = 0;
+    const admin = new Redis(redis.url);
+    const killed = await admin.client('KILL', 'TYPE', 'pubsub');
+    await admin.quit();
+    expect(Number(killed)).toBeGreaterThanOrEqual(1);
+    await waitFor(() => notices.some((n) => n.kind === 'wake-all' && n.reason === 'reconnect'), {
+      message: 'a wake-all after the subscriber reconnected',
+    });
+  });
 
   it('rebuilds after FLUSHALL', async () => {
     await expectRebuiltAfter(() => redis.flushAll());
