@@ -32,7 +32,8 @@ export async function pgbench(opts: PgbenchOptions): Promise<number> {
     const { stdout } = await run('pgbench', args, { env, timeout: (opts.seconds + 60) * 1000 });
     // A failed transaction would make the tps meaningless for this comparison.
     const failed = /number of failed transactions: (\d+)/.exec(stdout);
-    if (failed && Number(failed[1]) > 0) throw new Error(`pgbench: ${failed[1]} failed transactions`);
+    if (failed && Number(failed[1]) > 0)
+      throw new Error(`pgbench: ${failed[1]} failed transactions`);
     const tps = /^tps = ([\d.]+)/m.exec(stdout);
     if (!tps) throw new Error(`pgbench printed no tps line:\n${stdout}`);
     return Number(tps[1]);

@@ -1,6 +1,3 @@
-import { PollingChangeLog1732350000000 } from './1732350000000-polling-change-log';
-
-export { PollingChangeLog1732350000000 };
-
-/** Pass to your DataSource: `migrations: [...pollingMigrations, ...yours]`. */
-export const pollingMigrations = [PollingChangeLog1732350000000];
+// The migration classes ship inside the library (src/migrations) so installed apps can import
+// them from 'nestjs-polling'; this folder holds the CLI data source for this repository.
+export { pollingMigrations, PollingChangeLog1732350000000 } from '../src/migrations';

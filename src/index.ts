@@ -27,3 +27,4 @@ export type {
 export { MemoryChangeIndex } from './change-index/memory-change-index';
 export { RedisChangeIndex } from './change-index/redis-change-index';
 export { installChangeLogSql, uninstallChangeLogSql } from './change-capture/schema/change-log.sql';
+export { pollingMigrations, PollingChangeLog1732350000000 } from './migrations';

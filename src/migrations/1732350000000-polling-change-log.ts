@@ -4,7 +4,7 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 import {
   installChangeLogSql,
   uninstallChangeLogSql,
-} from '../src/change-capture/schema/change-log.sql';
+} from '../change-capture/schema/change-log.sql';
 
 /** Must match the module's `schema` option; read at run time so one class serves every app. */
 function schema(): string {
