@@ -28,3 +28,14 @@ export { MemoryChangeIndex } from './change-index/memory-change-index';
 export { RedisChangeIndex } from './change-index/redis-change-index';
 export { installChangeLogSql, uninstallChangeLogSql } from './change-capture/schema/change-log.sql';
 export { pollingMigrations, PollingChangeLog1732350000000 } from './migrations';
+export { Poll, LongPoll } from './http-polling/poll.decorators';
+export { PollContext } from './http-polling/poll-context.decorator';
+export type {
+  PartitionSource,
+  PollReason,
+  PollRouteOptions,
+} from './http-polling/poll-route-options.interface';
+export { PollingInterceptor } from './http-polling/polling.interceptor';
+export { HeldRequests } from './http-polling/held-requests.service';
+export { loadFeedChanges, type FeedChange } from './http-polling/feed-changes';
+export type { HttpPollingOptions } from './polling-options.interface';

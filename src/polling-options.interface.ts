@@ -1,3 +1,4 @@
+import type { Request } from 'express';
 import type { ClientConfig } from 'pg';
 import type { Redis, RedisOptions } from 'ioredis';
 import type { DataSource } from 'typeorm';
@@ -49,6 +50,29 @@ export interface ReaderTuning {
   pruneIntervalMs?: number;
 }
 
+export interface HttpPollingOptions {
+  /** Long-poll hold when the client names none, in seconds. Default 25. */
+  defaultWaitS?: number;
+  /** Longest hold a client may ask for, in seconds; below common proxy idle timeouts. Default 55. */
+  maxWaitS?: number;
+  /** Held requests per client key (429 beyond). Default 16. */
+  maxHeldPerClient?: number;
+  /** Held requests in this process (503 beyond). Default 20000. */
+  maxHeld?: number;
+  /** Shortest time between two polls of one client key, in ms (429 sooner); 0 disables. Default 0. */
+  minPollIntervalMs?: number;
+  /** Client key for the limits. Default: the request's IP address. */
+  clientKey?: (request: Request) => string;
+  /** Most changed ids handed to one handler run; the rest come with the next poll. Default 1000. */
+  maxChangesPerResponse?: number;
+  /** Secret that signs feed cursors. Without it cursors carry only a checksum. */
+  cursorSecret?: string;
+  /** Bounds of the Poll-Interval hint, in seconds. Default 1 and 30. */
+  pollIntervalS?: { min: number; max: number };
+  /** Retry-After on 503 answers, in seconds. Default 5. */
+  retryAfterS?: number;
+}
+
 export interface PollingModuleOptions {
   postgres: PostgresConnection;
   /** Absent: an in-memory change index (one instance only). */
@@ -66,4 +90,5 @@ export interface PollingModuleOptions {
    */
   installSchema?: boolean;
   reader?: ReaderTuning;
+  http?: HttpPollingOptions;
 }

@@ -9,3 +9,15 @@ export const READER_DEFAULTS = {
   leaderRetryMs: 500,
   pruneIntervalMs: 60_000,
 } as const;
+
+export const HTTP_DEFAULTS = {
+  defaultWaitS: 25,
+  maxWaitS: 55,
+  maxHeldPerClient: 16,
+  maxHeld: 20_000,
+  minPollIntervalMs: 0,
+  maxChangesPerResponse: 1000,
+  cursorSecret: 'nestjs-polling',
+  pollIntervalS: { min: 1, max: 30 },
+  retryAfterS: 5,
+} as const;

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
 import { ChangeBus } from './change-bus/change-bus.service';
 import { RedisBusRelay } from './change-bus/redis-bus-relay';
 import { ChangeReader } from './change-capture/change-reader.service';
@@ -6,12 +7,20 @@ import { CHANGE_INDEX } from './change-index/change-index.interface';
 import { MemoryChangeIndex } from './change-index/memory-change-index';
 import { RedisChangeIndex } from './change-index/redis-change-index';
 import { connectRedis, type RedisHandle } from './change-index/redis-connection';
+import { ChangeRate } from './http-polling/change-rate.service';
+import { feedCursorProvider } from './http-polling/feed-cursor.provider';
+import { HeldRequests } from './http-polling/held-requests.service';
+import { PollAdmission } from './http-polling/poll-admission.service';
+import { PollMetadataAccessor } from './http-polling/poll-metadata.accessor';
+import { PollRoutesExplorer } from './http-polling/poll-routes.explorer';
+import { PollingInterceptor } from './http-polling/polling.interceptor';
 import { PollingConnections } from './polling-connections';
 import { ConfigurablePollingModule, POLLING_MODULE_OPTIONS } from './polling.module-definition';
 import { POLLING_REDIS, POLLING_RESOLVED_OPTIONS } from './polling.tokens';
 import { resolveOptions, type ResolvedOptions } from './resolve-options';
 
 @Module({
+  imports: [DiscoveryModule],
   providers: [
     {
       provide: POLLING_RESOLVED_OPTIONS,
@@ -42,7 +51,25 @@ import { resolveOptions, type ResolvedOptions } from './resolve-options';
     },
     ChangeReader,
     PollingConnections,
+    feedCursorProvider,
+    HeldRequests,
+    PollAdmission,
+    ChangeRate,
+    PollMetadataAccessor,
+    PollRoutesExplorer,
+    PollingInterceptor,
   ],
-  exports: [ChangeReader, ChangeBus, CHANGE_INDEX, POLLING_RESOLVED_OPTIONS],
+  exports: [
+    ChangeReader,
+    ChangeBus,
+    CHANGE_INDEX,
+    POLLING_RESOLVED_OPTIONS,
+    HeldRequests,
+    PollAdmission,
+    ChangeRate,
+    PollMetadataAccessor,
+    PollingInterceptor,
+    feedCursorProvider,
+  ],
 })
 export class PollingModule extends ConfigurablePollingModule {}

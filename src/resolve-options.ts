@@ -2,10 +2,12 @@ import {
   DEFAULT_KEY_PREFIX,
   DEFAULT_RETENTION_MS,
   DEFAULT_SCHEMA,
+  HTTP_DEFAULTS,
   READER_DEFAULTS,
 } from './polling.constants';
 import { assertSchemaName } from './change-capture/schema/schema-name';
 import type {
+  HttpPollingOptions,
   PollingModuleOptions,
   PostgresConnection,
   ReaderTuning,
@@ -28,7 +30,11 @@ export interface ResolvedOptions {
   schema: string;
   installSchema: boolean;
   reader: Required<ReaderTuning>;
+  http: ResolvedHttpOptions;
 }
+
+export type ResolvedHttpOptions = Required<Omit<HttpPollingOptions, 'clientKey'>> &
+  Pick<HttpPollingOptions, 'clientKey'>;
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const TABLE = /^([A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -41,8 +47,8 @@ export class PollingConfigError extends Error {
   }
 }
 
-function positiveInt(value: unknown, name: string, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > max) {
+function positiveInt(value: unknown, name: string, max = Number.MAX_SAFE_INTEGER, min = 1): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new PollingConfigError(
       `${name} must be an integer between 1 and ${max}, got ${String(value)}`,
     );
@@ -93,6 +99,36 @@ function resolveRetention(options: PollingModuleOptions): ResolvedOptions['reten
   };
 }
 
+function resolveHttp(options: PollingModuleOptions): ResolvedHttpOptions {
+  const h = { ...HTTP_DEFAULTS, ...options.http };
+  const maxWaitS = positiveInt(h.maxWaitS, 'http.maxWaitS', 3600, 0);
+  const defaultWaitS = positiveInt(h.defaultWaitS, 'http.defaultWaitS', maxWaitS, 0);
+  if (typeof h.cursorSecret !== 'string' || h.cursorSecret.length === 0) {
+    throw new PollingConfigError('http.cursorSecret must be a non-empty string');
+  }
+  const min = positiveInt(h.pollIntervalS?.min, 'http.pollIntervalS.min', 3600);
+  const max = positiveInt(h.pollIntervalS?.max, 'http.pollIntervalS.max', 3600, min);
+  if (h.clientKey !== undefined && typeof h.clientKey !== 'function') {
+    throw new PollingConfigError('http.clientKey must be a function of the request');
+  }
+  return {
+    defaultWaitS,
+    maxWaitS,
+    maxHeldPerClient: positiveInt(h.maxHeldPerClient, 'http.maxHeldPerClient', 1_000_000),
+    maxHeld: positiveInt(h.maxHeld, 'http.maxHeld', 10_000_000),
+    minPollIntervalMs: positiveInt(h.minPollIntervalMs, 'http.minPollIntervalMs', 3_600_000, 0),
+    maxChangesPerResponse: positiveInt(
+      h.maxChangesPerResponse,
+      'http.maxChangesPerResponse',
+      100_000,
+    ),
+    cursorSecret: h.cursorSecret,
+    pollIntervalS: { min, max },
+    retryAfterS: positiveInt(h.retryAfterS, 'http.retryAfterS', 3600),
+    clientKey: h.clientKey,
+  };
+}
+
 /** Validates options once, at module creation, so a bad setting fails the app's start. */
 export function resolveOptions(options: PollingModuleOptions): ResolvedOptions {
   if (!options || !options.postgres)
@@ -123,5 +159,6 @@ export function resolveOptions(options: PollingModuleOptions): ResolvedOptions {
       leaderRetryMs: positiveInt(r.leaderRetryMs, 'reader.leaderRetryMs', 3_600_000),
       pruneIntervalMs: positiveInt(r.pruneIntervalMs, 'reader.pruneIntervalMs', 86_400_000),
     },
+    http: resolveHttp(options),
   };
 }

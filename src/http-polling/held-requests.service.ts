@@ -1,0 +1,147 @@
+import {
+  BeforeApplicationShutdown,
+  Injectable,
+  OnModuleDestroy,
+  OnModuleInit,
+} from '@nestjs/common';
+import type { Response } from 'express';
+import type { Subscription } from 'rxjs';
+import { ChangeBus } from '../change-bus/change-bus.service';
+import type { ChangeNotice } from '../change-bus/change-notice.interface';
+
+/** Why a held request stopped waiting. */
+export type WakeReason = 'change' | 'reset' | 'timeout' | 'shutdown' | 'closed';
+
+/** Longest timer Node runs as asked; anything longer fires after 1 ms (DESIGN.md §4). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * One held request. It is registered *before* the index is checked, so a change that lands in
+ * between is latched and not lost; `wait` then returns at once.
+ */
+export class HeldRequest {
+  private latched: WakeReason | null = null;
+  private resolveWait: ((reason: WakeReason) => void) | null = null;
+  released = false;
+
+  constructor(
+    readonly feed: string,
+    readonly clientKey: string,
+    private readonly onRelease: (held: HeldRequest) => void,
+  ) {}
+
+  wake(reason: WakeReason): void {
+    if (this.resolveWait) this.resolveWait(reason);
+    else if (this.latched === null || reason === 'shutdown') this.latched = reason;
+  }
+
+  /** Waits up to `ms` for a wake-up; `res` closing (client gone) ends the wait at once. */
+  wait(ms: number, res: Response): Promise<WakeReason> {
+    if (this.latched !== null) {
+      const reason = this.latched;
+      this.latched = null;
+      return Promise.resolve(reason);
+    }
+    if (res.destroyed || res.writableEnded) return Promise.resolve('closed');
+    return new Promise<WakeReason>((resolve) => {
+      const finish = (reason: WakeReason) => {
+        clearTimeout(timer);
+        res.off('close', onClose);
+        this.resolveWait = null;
+        resolve(reason);
+      };
+      const onClose = () => finish('closed');
+      const timer = setTimeout(() => finish('timeout'), Math.min(Math.max(0, ms), MAX_TIMER_MS));
+      res.once('close', onClose);
+      this.resolveWait = finish;
+    });
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.onRelease(this);
+  }
+}
+
+/**
+ * Every held request of this process, by feed, so a notice wakes only the waiters of its feeds.
+ * One bus subscription for all of them: a notice costs O(waiters of the feed), not O(all).
+ */
+@Injectable()
+export class HeldRequests implements OnModuleInit, OnModuleDestroy, BeforeApplicationShutdown {
+  private readonly byFeed = new Map<string, Set<HeldRequest>>();
+  private readonly perClient = new Map<string, number>();
+  private heldCount = 0;
+  private stopping = false;
+  private subscription: Subscription | null = null;
+
+  constructor(private readonly bus: ChangeBus) {}
+
+  onModuleInit(): void {
+    this.subscription = this.bus.notices$.subscribe((notice) => this.dispatch(notice));
+  }
+
+  onModuleDestroy(): void {
+    this.subscription?.unsubscribe();
+  }
+
+  /** Answer every held request now (their handlers reply 204), and refuse new holds. */
+  beforeApplicationShutdown(): void {
+    this.stopping = true;
+    this.wakeAll('shutdown');
+  }
+
+  get shuttingDown(): boolean {
+    return this.stopping;
+  }
+
+  /** Requests held right now in this process. */
+  get size(): number {
+    return this.heldCount;
+  }
+
+  /** Feeds with at least one waiter (a leak shows up here). */
+  get feedCount(): number {
+    return this.byFeed.size;
+  }
+
+  heldBy(clientKey: string): number {
+    return this.perClient.get(clientKey) ?? 0;
+  }
+
+  register(feed: string, clientKey: string): HeldRequest {
+    const held = new HeldRequest(feed, clientKey, (h) => this.forget(h));
+    let waiters = this.byFeed.get(feed);
+    if (!waiters) this.byFeed.set(feed, (waiters = new Set()));
+    waiters.add(held);
+    this.perClient.set(clientKey, this.heldBy(clientKey) + 1);
+    this.heldCount++;
+    if (this.stopping) held.wake('shutdown');
+    return held;
+  }
+
+  private forget(held: HeldRequest): void {
+    const waiters = this.byFeed.get(held.feed);
+    if (waiters?.delete(held) && waiters.size === 0) this.byFeed.delete(held.feed);
+    const count = this.heldBy(held.clientKey) - 1;
+    if (count > 0) this.perClient.set(held.clientKey, count);
+    else this.perClient.delete(held.clientKey);
+    this.heldCount--;
+  }
+
+  private dispatch(notice: ChangeNotice): void {
+    if (notice.kind === 'wake-all') {
+      this.wakeAll(notice.reason === 'shutdown' ? 'shutdown' : 'reset');
+      return;
+    }
+    for (const feed of notice.feeds) {
+      const waiters = this.byFeed.get(feed);
+      if (waiters) for (const held of waiters) held.wake('change');
+    }
+  }
+
+  private wakeAll(reason: WakeReason): void {
+    for (const waiters of this.byFeed.values()) for (const held of waiters) held.wake(reason);
+  }
+}

@@ -1,0 +1,71 @@
+import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
+import { PollingConfigError, type ResolvedOptions } from '../resolve-options';
+import { PollMetadataAccessor } from './poll-metadata.accessor';
+import type { PollRouteMetadata } from './poll-route-options.interface';
+
+export interface PollRoute {
+  controller: object;
+  methodName: string;
+  metadata: PollRouteMetadata;
+}
+
+/**
+ * Finds every @Poll / @LongPoll handler at start-up and checks it against the tracked tables, so
+ * a typo in a feed name fails the start, not the first request.
+ */
+@Injectable()
+export class PollRoutesExplorer implements OnModuleInit {
+  private found: PollRoute[] = [];
+
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly accessor: PollMetadataAccessor,
+    @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+  ) {}
+
+  get routes(): readonly PollRoute[] {
+    return this.found;
+  }
+
+  onModuleInit(): void {
+    const tables = new Map(this.options.tables.map((t) => [t.feed, t]));
+    const maxWaitS = this.options.http.maxWaitS;
+    this.found = [];
+    for (const wrapper of this.discovery.getControllers()) {
+      const instance = wrapper.instance as object | undefined;
+      if (!instance) continue;
+      const prototype = Object.getPrototypeOf(instance);
+      for (const methodName of this.scanner.getAllMethodNames(prototype)) {
+        const metadata = this.accessor.get(prototype[methodName]);
+        if (!metadata) continue;
+        const where = `${wrapper.name}.${methodName}`;
+        const table = tables.get(metadata.feed);
+        if (!table) {
+          throw new PollingConfigError(
+            `${where} polls feed "${metadata.feed}", which is not a tracked table's feed`,
+          );
+        }
+        if (table.partition !== null && metadata.partition === undefined) {
+          throw new PollingConfigError(
+            `${where}: feed "${metadata.feed}" is partitioned by ${table.partition}; say where the partition comes from`,
+          );
+        }
+        for (const [name, value] of [
+          ['defaultWaitS', metadata.defaultWaitS],
+          ['maxWaitS', metadata.maxWaitS],
+        ] as const) {
+          if (value !== undefined && !(Number.isFinite(value) && value >= 0 && value <= 3600)) {
+            throw new PollingConfigError(`${where}: ${name} must be between 0 and 3600 seconds`);
+          }
+        }
+        if ((metadata.defaultWaitS ?? 0) > (metadata.maxWaitS ?? maxWaitS)) {
+          throw new PollingConfigError(`${where}: defaultWaitS exceeds maxWaitS`);
+        }
+        this.found.push({ controller: instance, methodName, metadata });
+      }
+    }
+  }
+}

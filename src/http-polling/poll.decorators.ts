@@ -1,0 +1,18 @@
+import { applyDecorators, SetMetadata, UseInterceptors } from '@nestjs/common';
+import { POLL_ROUTE_METADATA } from './poll.constants';
+import type { PollRouteMetadata, PollRouteOptions } from './poll-route-options.interface';
+import { PollingInterceptor } from './polling.interceptor';
+
+function pollRoute(options: PollRouteOptions, hold: boolean) {
+  const metadata: PollRouteMetadata = { ...options, hold };
+  return applyDecorators(
+    SetMetadata(POLL_ROUTE_METADATA, metadata),
+    UseInterceptors(PollingInterceptor),
+  );
+}
+
+/** A short-poll route: answers at once (200 with changes, 304 when the ETag still matches). */
+export const Poll = (options: PollRouteOptions) => pollRoute(options, false);
+
+/** A long-poll route: holds the request until the feed changes or the wait elapses (204). */
+export const LongPoll = (options: PollRouteOptions) => pollRoute(options, true);
