@@ -8,7 +8,7 @@ import type { PollRouteMetadata } from './poll-route-options.interface';
 export class PollMetadataAccessor {
   constructor(private readonly reflector: Reflector) {}
 
-  get(target: Function): PollRouteMetadata | undefined {
+  get(target: (...args: never[]) => unknown): PollRouteMetadata | undefined {
     return this.reflector.get<PollRouteMetadata | undefined>(POLL_ROUTE_METADATA, target);
   }
 }

@@ -74,6 +74,7 @@ export function holdMs(requested: RequestedWait, defaultS: number, maxS: number)
   return Math.max(0, Math.round(seconds * 1000));
 }
 
+// eslint-disable-next-line no-control-regex -- rejecting control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f]/;
 export const MAX_PARTITION_LENGTH = 200;
 
