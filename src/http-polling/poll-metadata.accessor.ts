@@ -8,7 +8,10 @@ import type { PollRouteMetadata } from './poll-route-options.interface';
 export class PollMetadataAccessor {
   constructor(private readonly reflector: Reflector) {}
 
-  get(target: (...args: never[]) => unknown): PollRouteMetadata | undefined {
-    return this.reflector.get<PollRouteMetadata | undefined>(POLL_ROUTE_METADATA, target);
+  get(target: object): PollRouteMetadata | undefined {
+    return this.reflector.get<PollRouteMetadata | undefined>(
+      POLL_ROUTE_METADATA,
+      target as () => unknown,
+    );
   }
 }

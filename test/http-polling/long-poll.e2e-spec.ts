@@ -3,6 +3,13 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database'
 import { createItemsTable } from '../support/polling-app';
 import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
 
+interface ChangesBody {
+  changes: { id: string; op: string; row?: { id: string; run: number; body: string } }[];
+  cursor: string;
+  reason: string;
+}
+const json = async (res: Response) => (await res.json()) as ChangesBody;
+
 describe('@LongPoll over HTTP', () => {
   let db: TestDatabase;
   let items: ItemsApp;
@@ -25,7 +32,7 @@ describe('@LongPoll over HTTP', () => {
   async function headCursor(run: number): Promise<string> {
     const res = await fetch(`${items.url}/runs/${run}/changes`);
     expect(res.status).toBe(200);
-    const body = await res.json();
+    const body = await json(res);
     expect(body).toEqual({
       changes: [],
       cursor: res.headers.get('poll-cursor'),
@@ -46,7 +53,7 @@ describe('@LongPoll over HTTP', () => {
     const latencyMs = performance.now() - committedAt;
     expect(res.status).toBe(200);
     expect(latencyMs).toBeLessThan(100);
-    const body = await res.json();
+    const body = await json(res);
     expect(body.reason).toBe('change');
     expect(body.changes).toEqual([
       { id: rows[0].id, op: 'upsert', row: { id: rows[0].id, run: 1, body: 'hello' } },
@@ -76,7 +83,7 @@ describe('@LongPoll over HTTP', () => {
       "INSERT INTO items (run, body) VALUES (4, 'doomed') RETURNING id",
     );
     const inserted = await fetch(`${items.url}/runs/4/changes?since=${start}&wait=5`);
-    const { cursor, changes } = await inserted.json();
+    const { cursor, changes } = await json(inserted);
     expect(changes).toEqual([
       { id: rows[0].id, op: 'upsert', row: { id: rows[0].id, run: 4, body: 'doomed' } },
     ]);
@@ -88,7 +95,7 @@ describe('@LongPoll over HTTP', () => {
     const res = await poll;
     expect(res.status).toBe(200);
     expect(res.headers.get('preference-applied')).toBe('wait=5');
-    expect((await res.json()).changes).toEqual([{ id: rows[0].id, op: 'delete' }]);
+    expect((await json(res)).changes).toEqual([{ id: rows[0].id, op: 'delete' }]);
   });
 
   it('answers at once when changes already exist after the cursor', async () => {
@@ -97,8 +104,8 @@ describe('@LongPoll over HTTP', () => {
     await new Promise((r) => setTimeout(r, 100));
     const res = await fetch(`${items.url}/runs/5/changes?since=${cursor}&wait=30`);
     expect(res.status).toBe(200);
-    const body = await res.json();
+    const body = await json(res);
     expect(body.reason).toBe('immediate');
-    expect(body.changes.map((c: { row: { body: string } }) => c.row.body)).toEqual(['a', 'b']);
+    expect(body.changes.map((c) => c.row?.body)).toEqual(['a', 'b']);
   });
 });
