@@ -9,6 +9,7 @@ import { RedisChangeIndex } from './change-index/redis-change-index';
 import { connectRedis, type RedisHandle } from './change-index/redis-connection';
 import { ChangeRate } from './http-polling/change-rate.service';
 import { feedCursorProvider } from './http-polling/feed-cursor.provider';
+import { FeedChecker } from './http-polling/feed-checker.service';
 import { HeldRequests } from './http-polling/held-requests.service';
 import { PollAdmission } from './http-polling/poll-admission.service';
 import { PollMetadataAccessor } from './http-polling/poll-metadata.accessor';
@@ -52,6 +53,7 @@ import { resolveOptions, type ResolvedOptions } from './resolve-options';
     ChangeReader,
     PollingConnections,
     feedCursorProvider,
+    FeedChecker,
     HeldRequests,
     PollAdmission,
     ChangeRate,
@@ -70,6 +72,7 @@ import { resolveOptions, type ResolvedOptions } from './resolve-options';
     PollMetadataAccessor,
     PollingInterceptor,
     feedCursorProvider,
+    FeedChecker,
   ],
 })
 export class PollingModule extends ConfigurablePollingModule {}

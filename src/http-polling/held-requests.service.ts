@@ -25,7 +25,8 @@ export class HeldRequest {
   released = false;
 
   constructor(
-    readonly feed: string,
+    /** One feed for a single poll, several for a batch poll. */
+    readonly feeds: readonly string[],
     readonly clientKey: string,
     private readonly onRelease: (held: HeldRequest) => void,
   ) {}
@@ -110,11 +111,13 @@ export class HeldRequests implements OnModuleInit, OnModuleDestroy, BeforeApplic
     return this.perClient.get(clientKey) ?? 0;
   }
 
-  register(feed: string, clientKey: string): HeldRequest {
-    const held = new HeldRequest(feed, clientKey, (h) => this.forget(h));
-    let waiters = this.byFeed.get(feed);
-    if (!waiters) this.byFeed.set(feed, (waiters = new Set()));
-    waiters.add(held);
+  register(feeds: readonly string[], clientKey: string): HeldRequest {
+    const held = new HeldRequest(feeds, clientKey, (h) => this.forget(h));
+    for (const feed of feeds) {
+      let waiters = this.byFeed.get(feed);
+      if (!waiters) this.byFeed.set(feed, (waiters = new Set()));
+      waiters.add(held);
+    }
     this.perClient.set(clientKey, this.heldBy(clientKey) + 1);
     this.heldCount++;
     if (this.stopping) held.wake('shutdown');
@@ -122,8 +125,10 @@ export class HeldRequests implements OnModuleInit, OnModuleDestroy, BeforeApplic
   }
 
   private forget(held: HeldRequest): void {
-    const waiters = this.byFeed.get(held.feed);
-    if (waiters?.delete(held) && waiters.size === 0) this.byFeed.delete(held.feed);
+    for (const feed of held.feeds) {
+      const waiters = this.byFeed.get(feed);
+      if (waiters?.delete(held) && waiters.size === 0) this.byFeed.delete(feed);
+    }
     const count = this.heldBy(held.clientKey) - 1;
     if (count > 0) this.perClient.set(held.clientKey, count);
     else this.perClient.delete(held.clientKey);
@@ -142,6 +147,7 @@ export class HeldRequests implements OnModuleInit, OnModuleDestroy, BeforeApplic
   }
 
   private wakeAll(reason: WakeReason): void {
+    // A batch waiter sits under several feeds; waking it twice is harmless (first reason wins).
     for (const waiters of this.byFeed.values()) for (const held of waiters) held.wake(reason);
   }
 }
