@@ -39,3 +39,6 @@ export { PollingInterceptor } from './http-polling/polling.interceptor';
 export { HeldRequests } from './http-polling/held-requests.service';
 export { loadFeedChanges, type FeedChange } from './http-polling/feed-changes';
 export type { HttpPollingOptions } from './polling-options.interface';
+export { BatchPoll, type BatchPollOptions } from './http-polling/batch/batch-poll.decorator';
+export type { BatchFeedAnswer } from './http-polling/batch/batch-poll.interceptor';
+export { installJsonHttpErrors } from './http-polling/json-http-errors';

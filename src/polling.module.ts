@@ -15,6 +15,8 @@ import { PollAdmission } from './http-polling/poll-admission.service';
 import { PollMetadataAccessor } from './http-polling/poll-metadata.accessor';
 import { PollRoutesExplorer } from './http-polling/poll-routes.explorer';
 import { PollingInterceptor } from './http-polling/polling.interceptor';
+import { BatchPollInterceptor } from './http-polling/batch/batch-poll.interceptor';
+import { RouteInvoker } from './http-polling/batch/route-invoker.service';
 import { PollingConnections } from './polling-connections';
 import { ConfigurablePollingModule, POLLING_MODULE_OPTIONS } from './polling.module-definition';
 import { POLLING_REDIS, POLLING_RESOLVED_OPTIONS } from './polling.tokens';
@@ -60,6 +62,8 @@ import { resolveOptions, type ResolvedOptions } from './resolve-options';
     PollMetadataAccessor,
     PollRoutesExplorer,
     PollingInterceptor,
+    RouteInvoker,
+    BatchPollInterceptor,
   ],
   exports: [
     ChangeReader,
@@ -73,6 +77,9 @@ import { resolveOptions, type ResolvedOptions } from './resolve-options';
     PollingInterceptor,
     feedCursorProvider,
     FeedChecker,
+    PollRoutesExplorer,
+    RouteInvoker,
+    BatchPollInterceptor,
   ],
 })
 export class PollingModule extends ConfigurablePollingModule {}

@@ -33,7 +33,8 @@ export function readSince(request: Request): string | null {
   return since;
 }
 
-const SECONDS = /^(0|[1-9][0-9]{0,8})(\.[0-9]{1,3})?$/;
+// Plain decimal seconds; large values are clamped later, exponents and signs are refused.
+const SECONDS = /^(0|[1-9][0-9]{0,14})(\.[0-9]{1,3})?$/;
 
 function parseSeconds(text: string, source: string): number {
   if (!SECONDS.test(text)) {

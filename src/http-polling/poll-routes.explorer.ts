@@ -9,6 +9,23 @@ export interface PollRoute {
   controller: object;
   methodName: string;
   metadata: PollRouteMetadata;
+  /** Full GET path templates of the route, e.g. `/channels/:channel/changes` (batch keys). */
+  paths: string[];
+}
+
+// Nest's own metadata keys for @Controller / @Get paths and the HTTP method.
+const PATH_METADATA = 'path';
+const METHOD_METADATA = 'method';
+const GET = 0; // RequestMethod.GET
+
+function asArray(value: unknown): string[] {
+  if (value === undefined) return ['/'];
+  return (Array.isArray(value) ? value : [value]).map(String);
+}
+
+function joinPaths(base: string, path: string): string {
+  const joined = `/${base}/${path}`.replace(/\/+/g, '/');
+  return joined.length > 1 ? joined.replace(/\/$/, '') : joined;
 }
 
 /**
@@ -64,7 +81,14 @@ export class PollRoutesExplorer implements OnModuleInit {
         if ((metadata.defaultWaitS ?? 0) > (metadata.maxWaitS ?? maxWaitS)) {
           throw new PollingConfigError(`${where}: defaultWaitS exceeds maxWaitS`);
         }
-        this.found.push({ controller: instance, methodName, metadata });
+        const handler = prototype[methodName];
+        const paths =
+          Reflect.getMetadata(METHOD_METADATA, handler) === GET
+            ? asArray(Reflect.getMetadata(PATH_METADATA, instance.constructor)).flatMap((base) =>
+                asArray(Reflect.getMetadata(PATH_METADATA, handler)).map((p) => joinPaths(base, p)),
+              )
+            : [];
+        this.found.push({ controller: instance, methodName, metadata, paths });
       }
     }
   }

@@ -8,6 +8,7 @@ import {
   NestInterceptor,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
+import fresh from 'fresh';
 import { from, Observable, of, switchMap } from 'rxjs';
 import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
@@ -87,7 +88,7 @@ export class PollingInterceptor implements NestInterceptor {
     if (!holds && req.headers['if-none-match'] !== undefined) {
       // The cheap 304 path: one index read, no Postgres, no handler.
       setCursor(res, await this.feeds.head(feed, res), 'immediate');
-      if (req.fresh) {
+      if (matchesEtag(req.headers['if-none-match'], res.getHeader('ETag'))) {
         res.status(304);
         return { kind: 'reply' };
       }
@@ -146,6 +147,16 @@ export class PollingInterceptor implements NestInterceptor {
       reason = 'change'; // a change or a reset: look again (a reset ends in 409 above)
     }
   }
+}
+
+/**
+ * Express's freshness check (the `fresh` package) on If-None-Match alone. `req.fresh` also honours
+ * `Cache-Control: no-cache` in the request, which fetch() adds to every request with a hand-set
+ * conditional header: such clients would never get a 304 although they asked for one.
+ */
+function matchesEtag(ifNoneMatch: string | undefined, etag: unknown): boolean {
+  if (ifNoneMatch === undefined || typeof etag !== 'string') return false;
+  return fresh({ 'if-none-match': ifNoneMatch }, { etag });
 }
 
 function handle(context: PollContext): Decision {

@@ -1,0 +1,121 @@
+import { Agent, get, type ClientRequest } from 'node:http';
+import { Client } from 'pg';
+import { HeldRequests } from '../../src';
+import { createTestDatabase, type TestDatabase } from '../support/test-database';
+import { createItemsTable } from '../support/polling-app';
+import { waitFor } from '../support/wait-for';
+import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
+
+interface ChangesBody {
+  changes: { id: string; op: string }[];
+  cursor: string;
+}
+
+interface Reply {
+  status: number;
+  wake: string | undefined;
+  at: number;
+  body: string;
+}
+
+const POLLS = 1000;
+
+/** A GET over node:http (no fetch: 1,000 concurrent sockets want an explicit agent). */
+function send(url: string, agent: Agent): { request: ClientRequest; reply: Promise<Reply> } {
+  let request!: ClientRequest;
+  const reply = new Promise<Reply>((resolve, reject) => {
+    request = get(url, { agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          wake: res.headers['poll-wake'] as string | undefined,
+          at: performance.now(),
+          body,
+        }),
+      );
+      res.on('error', reject);
+    });
+    request.on('error', reject);
+  });
+  return { request, reply };
+}
+
+describe('long-poll fan-out', () => {
+  let db: TestDatabase;
+  let items: ItemsApp;
+  let writer: Client;
+  let held: HeldRequests;
+  const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await createItemsTable(db);
+    items = await startItemsApp(db.url, { http: { maxHeldPerClient: 10_000 } });
+    held = items.app.get(HeldRequests);
+    writer = new Client(db.config);
+    await writer.connect();
+  });
+
+  afterAll(async () => {
+    agent.destroy();
+    await writer?.end();
+    await items?.close();
+    await db?.drop();
+  });
+
+  async function headCursor(run: number): Promise<string> {
+    const { reply } = send(`${items.url}/runs/${run}/changes`, agent);
+    const res = await reply;
+    expect(res.status).toBe(200);
+    return (JSON.parse(res.body) as ChangesBody).cursor;
+  }
+
+  it('wakes 1,000 held polls of one feed with the change, and no poll of another feed', async () => {
+    const other = send(`${items.url}/runs/2/changes?since=${await headCursor(2)}&wait=20`, agent);
+    const otherSettled = jest.fn();
+    other.reply.then(otherSettled, otherSettled);
+    await waitFor(() => held.size === 1, { message: 'the run 2 poll was not held' });
+
+    const cursor = await headCursor(1);
+    const polls = Array.from(
+      { length: POLLS },
+      () => send(`${items.url}/runs/1/changes?since=${cursor}&wait=20`, agent).reply,
+    );
+    await waitFor(() => held.size === POLLS + 1, {
+      timeoutMs: 20_000,
+      message: `only some of ${POLLS} polls were held`,
+    });
+
+    const { rows } = await writer.query(
+      "INSERT INTO items (run, body) VALUES (1, 'fan-out') RETURNING id",
+    );
+    const id = rows[0].id as string;
+    const committedAt = performance.now();
+    const replies = await Promise.all(polls);
+    const elapsedMs = performance.now() - committedAt;
+
+    const outcomes: Record<string, number> = {};
+    for (const { status, wake } of replies) {
+      outcomes[`${status} ${wake}`] = (outcomes[`${status} ${wake}`] ?? 0) + 1;
+    }
+    expect(outcomes).toEqual({ '200 change': POLLS });
+    expect(elapsedMs).toBeLessThan(5000);
+    const missing = replies.filter(
+      (reply) => !(JSON.parse(reply.body) as ChangesBody).changes.some((c) => c.id === id),
+    );
+    expect(missing).toHaveLength(0);
+
+    // Only the run 2 poll is still held, and it was not answered.
+    expect(held.size).toBe(1);
+    expect(held.feedCount).toBe(1);
+    expect(otherSettled).not.toHaveBeenCalled();
+
+    other.request.destroy();
+    await waitFor(() => held.size === 0, { message: 'the aborted run 2 poll stayed held' });
+    expect(held.feedCount).toBe(0);
+    expect(otherSettled).toHaveBeenCalled();
+  });
+});

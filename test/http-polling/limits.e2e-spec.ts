@@ -1,0 +1,175 @@
+import { HeldRequests, type PollingModuleOptions } from '../../src';
+import { createTestDatabase, type TestDatabase } from '../support/test-database';
+import { createItemsTable } from '../support/polling-app';
+import { waitFor } from '../support/wait-for';
+import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
+
+interface ErrorBody {
+  statusCode: number;
+  error?: string;
+  message: unknown;
+}
+
+interface HeldPoll {
+  abort(): void;
+  /** The response, or null when the poll was aborted. */
+  done: Promise<Response | null>;
+}
+
+describe('admission limits over HTTP', () => {
+  let db: TestDatabase;
+  let items: ItemsApp | undefined;
+  let polls: HeldPoll[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await createItemsTable(db);
+  });
+
+  afterEach(async () => {
+    for (const poll of polls) poll.abort();
+    await Promise.all(polls.map((p) => p.done));
+    polls = [];
+    // After an abort, fetch (undici) opens a spare connection that never sends a request; Node's
+    // server.close() does not count it as idle and would wait ~4 s for undici to drop it.
+    items?.app.getHttpServer().closeAllConnections();
+    await items?.close();
+    items = undefined;
+  });
+
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  /** A fresh app per case, on the same database, one after the other. */
+  async function start(http: PollingModuleOptions['http']): Promise<ItemsApp> {
+    items = await startItemsApp(db.url, { http });
+    return items;
+  }
+
+  async function headCursor(app: ItemsApp, run = 1): Promise<string> {
+    const res = await fetch(`${app.url}/runs/${run}/changes`);
+    expect(res.status).toBe(200);
+    return res.headers.get('poll-cursor')!;
+  }
+
+  /** Starts a long poll that the server holds (nothing changes on the feed). */
+  function hold(app: ItemsApp, cursor: string, headers: Record<string, string> = {}): HeldPoll {
+    const controller = new AbortController();
+    const done = fetch(`${app.url}/runs/1/changes?since=${cursor}&wait=20`, {
+      headers,
+      signal: controller.signal,
+    }).catch((error: Error) => {
+      if (error.name === 'AbortError') return null;
+      throw error;
+    });
+    const poll = { abort: () => controller.abort(), done };
+    polls.push(poll);
+    return poll;
+  }
+
+  const heldCount = (app: ItemsApp) => app.app.get(HeldRequests).size;
+
+  async function holdAndWait(app: ItemsApp, begin: () => HeldPoll[]): Promise<HeldPoll[]> {
+    const started = begin();
+    await waitFor(() => heldCount(app) === started.length, {
+      timeoutMs: 3000,
+      message: `expected ${started.length} held requests`,
+    });
+    return started;
+  }
+
+  async function expectRejected(res: Response, status: number): Promise<void> {
+    expect(res.status).toBe(status);
+    const retryAfter = Number(res.headers.get('retry-after'));
+    expect(Number.isInteger(retryAfter)).toBe(true);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    const body = (await res.json()) as ErrorBody;
+    expect(body.statusCode).toBe(status);
+    expect(typeof body.message).toBe('string');
+    expect((body.message as string).length).toBeGreaterThan(0);
+  }
+
+  async function releaseAll(app: ItemsApp, held: HeldPoll[]): Promise<void> {
+    for (const poll of held) poll.abort();
+    expect(await Promise.all(held.map((p) => p.done))).toEqual(held.map(() => null));
+    await waitFor(() => heldCount(app) === 0, { message: 'aborted polls were not released' });
+  }
+
+  it('answers 429 + Retry-After beyond the per-client held limit, and admits again after release', async () => {
+    const app = await start({ maxHeldPerClient: 2 });
+    const cursor = await headCursor(app);
+    const held = await holdAndWait(app, () => [hold(app, cursor), hold(app, cursor)]);
+
+    await expectRejected(await fetch(`${app.url}/runs/1/changes?since=${cursor}&wait=20`), 429);
+    // A request that is not held is not limited by the held count.
+    const immediate = await fetch(`${app.url}/runs/1/changes?since=${cursor}&wait=0`);
+    expect(immediate.status).toBe(200);
+    await immediate.arrayBuffer();
+    expect(heldCount(app)).toBe(2);
+
+    await releaseAll(app, held);
+    const again = await fetch(`${app.url}/runs/1/changes?since=${cursor}&wait=0.3`);
+    expect(again.status).toBe(204);
+    expect(again.headers.get('poll-cursor')).toBe(cursor);
+  });
+
+  it('answers 503 + Retry-After beyond the global held limit', async () => {
+    const app = await start({ maxHeld: 3 });
+    const cursor = await headCursor(app);
+    const held = await holdAndWait(app, () => [
+      hold(app, cursor),
+      hold(app, cursor),
+      hold(app, cursor),
+    ]);
+
+    await expectRejected(await fetch(`${app.url}/runs/1/changes?since=${cursor}&wait=20`), 503);
+    expect(heldCount(app)).toBe(3);
+
+    await releaseAll(app, held);
+    const again = await fetch(`${app.url}/runs/1/changes?since=${cursor}&wait=0.3`);
+    expect(again.status).toBe(204);
+  });
+
+  it('answers 429 + Retry-After: 1 to a poll sooner than minPollIntervalMs', async () => {
+    const app = await start({ minPollIntervalMs: 1000 });
+    const cursor = await headCursor(app);
+    const res = await fetch(`${app.url}/runs/1/changes?since=${cursor}&wait=0`);
+    await expectRejected(res, 429);
+    expect(res.headers.get('retry-after')).toBe('1');
+    // The short poll route is limited the same way.
+    await expectRejected(await fetch(`${app.url}/runs/1/poll?since=${cursor}`), 429);
+
+    await new Promise((r) => setTimeout(r, 1050));
+    const later = await fetch(`${app.url}/runs/1/changes?since=${cursor}&wait=0`);
+    expect(later.status).toBe(200);
+    await later.arrayBuffer();
+  });
+
+  it('follows a custom clientKey for the per-client limit', async () => {
+    const app = await start({
+      maxHeldPerClient: 1,
+      clientKey: (req) => String(req.headers['x-client']),
+    });
+    const cursor = await headCursor(app);
+    const held = await holdAndWait(app, () => [
+      hold(app, cursor, { 'x-client': 'a' }),
+      hold(app, cursor, { 'x-client': 'b' }),
+    ]);
+    const url = `${app.url}/runs/1/changes?since=${cursor}&wait=20`;
+    await expectRejected(await fetch(url, { headers: { 'x-client': 'a' } }), 429);
+    await expectRejected(await fetch(url, { headers: { 'x-client': 'b' } }), 429);
+
+    // A third client still has its own quota.
+    held.push(hold(app, cursor, { 'x-client': 'c' }));
+    await waitFor(() => heldCount(app) === 3, { message: 'client c was not held' });
+    expect(app.app.get(HeldRequests).heldBy('c')).toBe(1);
+
+    await releaseAll(app, held);
+    const again = await fetch(`${app.url}/runs/1/changes?since=${cursor}&wait=0.3`, {
+      headers: { 'x-client': 'a' },
+    });
+    expect(again.status).toBe(204);
+  });
+});
