@@ -16,7 +16,7 @@ import { PollMetadataAccessor } from './http-polling/poll-metadata.accessor';
 import { PollRoutesExplorer } from './http-polling/poll-routes.explorer';
 import { PollingInterceptor } from './http-polling/polling.interceptor';
 import { BatchPollInterceptor } from './http-polling/batch/batch-poll.interceptor';
-import { RouteInvoker } from './http-polling/batch/route-invoker.service';
+import { InternalDispatch } from './http-polling/batch/internal-dispatch.service';
 import { PollingConnections } from './polling-connections';
 import { ConfigurablePollingModule, POLLING_MODULE_OPTIONS } from './polling.module-definition';
 import { POLLING_REDIS, POLLING_RESOLVED_OPTIONS } from './polling.tokens';
@@ -62,7 +62,7 @@ import { resolveOptions, type ResolvedOptions } from './resolve-options';
     PollMetadataAccessor,
     PollRoutesExplorer,
     PollingInterceptor,
-    RouteInvoker,
+    InternalDispatch,
     BatchPollInterceptor,
   ],
   exports: [
@@ -78,7 +78,7 @@ import { resolveOptions, type ResolvedOptions } from './resolve-options';
     feedCursorProvider,
     FeedChecker,
     PollRoutesExplorer,
-    RouteInvoker,
+    InternalDispatch,
     BatchPollInterceptor,
   ],
 })

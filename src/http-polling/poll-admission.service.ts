@@ -2,6 +2,7 @@ import { HttpException, HttpStatus, Inject, Injectable } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
+import { InternalDispatch } from './batch/internal-dispatch.service';
 import { HeldRequests } from './held-requests.service';
 
 /** Remembered clients for the minimum poll interval; the oldest are forgotten beyond this. */
@@ -20,6 +21,7 @@ export class PollAdmission {
   constructor(
     @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
     private readonly held: HeldRequests,
+    private readonly internal: InternalDispatch,
   ) {}
 
   clientKey(request: Request): string {
@@ -28,8 +30,10 @@ export class PollAdmission {
     return request.ip ?? request.socket.remoteAddress ?? 'unknown';
   }
 
-  admit(clientKey: string, willHold: boolean, res: Response): void {
+  admit(clientKey: string, willHold: boolean, res: Response, req?: Request): void {
     const http = this.options.http;
+    // A batch poll's per-feed requests were admitted as the batch already.
+    if (req && this.internal.isInternal(req)) return;
     if (this.held.shuttingDown) {
       this.reject(
         res,

@@ -69,7 +69,7 @@ export class PollingInterceptor implements NestInterceptor {
     if (wait.fromPrefer) res.setHeader('Preference-Applied', `wait=${waitMs / 1000}`);
     const clientKey = this.admission.clientKey(req);
     const holds = waitMs > 0 && since !== null;
-    this.admission.admit(clientKey, holds, res);
+    this.admission.admit(clientKey, holds, res, req);
     res.setHeader('Cache-Control', 'private, no-cache');
     res.setHeader('Poll-Interval', String(this.rate.hintSeconds(feed)));
 

@@ -12,34 +12,38 @@ import type { Request, Response } from 'express';
 import { from, Observable } from 'rxjs';
 import { POLLING_RESOLVED_OPTIONS } from '../../polling.tokens';
 import type { ResolvedOptions } from '../../resolve-options';
-import type { FeedCursor } from '../feed-cursor';
 import { FeedChecker } from '../feed-checker.service';
 import { HeldRequests } from '../held-requests.service';
 import { PollAdmission } from '../poll-admission.service';
 import { PollRoutesExplorer } from '../poll-routes.explorer';
 import { holdMs } from '../poll-request.parser';
-import type { PollContext, PollReason } from '../poll-route-options.interface';
-import { POLL_CONTEXT_KEY } from '../poll.constants';
 import { BATCH_POLL_METADATA, type BatchPollOptions } from './batch-poll.decorator';
 import { parseBatchRequest } from './batch-request.parser';
-import { PollRouteTable, type MatchedRoute } from './poll-route-table';
-import { RouteInvoker } from './route-invoker.service';
+import { InternalDispatch, type DispatchedResponse } from './internal-dispatch.service';
+import { PollRouteTable } from './poll-route-table';
 
 interface BatchFeed {
+  /** The route path the client names, e.g. `/channels/general/changes`. */
   key: string;
+  /** The full feed name, e.g. `messages:general`. */
   feed: string;
-  since: FeedCursor | null;
-  match: MatchedRoute;
-  req: Request;
+  since: string | null;
 }
 
-export type BatchFeedAnswer =
-  | { status: 200; cursor: string; body: unknown }
-  | { status: number; cursor?: string; message: string };
+/** One feed's part of a batch answer: what its own GET would have answered. */
+export interface BatchFeedAnswer {
+  status: number;
+  cursor?: string;
+  body?: unknown;
+}
 
 const DEFAULT_MAX_FEEDS = 50;
 
-/** Holds one request for several feeds and answers with only the feeds that changed. */
+/**
+ * Holds one request for several feeds and answers with only the feeds that changed. Each feed is
+ * asked through its own route (InternalDispatch), with `wait=0` and `If-None-Match` = the client's
+ * cursor: an unchanged feed answers 304 without running its handler.
+ */
 @Injectable()
 export class BatchPollInterceptor implements NestInterceptor {
   private table: PollRouteTable | null = null;
@@ -50,13 +54,13 @@ export class BatchPollInterceptor implements NestInterceptor {
     private readonly feeds: FeedChecker,
     private readonly held: HeldRequests,
     private readonly admission: PollAdmission,
-    private readonly invoker: RouteInvoker,
+    private readonly dispatch: InternalDispatch,
     @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
   ) {}
 
   intercept(context: ExecutionContext, _next: CallHandler): Observable<unknown> {
-    const options =
-      this.reflector.get<BatchPollOptions>(BATCH_POLL_METADATA, context.getHandler()) ?? {};
+    const handler = context.getHandler();
+    const options = this.reflector.get<BatchPollOptions>(BATCH_POLL_METADATA, handler) ?? {};
     const req = context.switchToHttp().getRequest<Request>();
     const res = context.switchToHttp().getResponse<Response>();
     return from(this.answer(options, req, res));
@@ -65,7 +69,7 @@ export class BatchPollInterceptor implements NestInterceptor {
   private async answer(options: BatchPollOptions, req: Request, res: Response): Promise<unknown> {
     const http = this.options.http;
     const request = parseBatchRequest(req.body, options.maxFeeds ?? DEFAULT_MAX_FEEDS);
-    const feeds = request.entries.map((entry) => this.resolve(entry.key, entry.since, req));
+    const feeds = request.entries.map(({ key, since }) => this.resolve(key, since));
     const waitMs = holdMs(
       { seconds: request.waitS, fromPrefer: false },
       options.defaultWaitS ?? http.defaultWaitS,
@@ -74,10 +78,9 @@ export class BatchPollInterceptor implements NestInterceptor {
     const clientKey = this.admission.clientKey(req);
     const holds = waitMs > 0 && feeds.every((f) => f.since !== null);
     this.admission.admit(clientKey, holds, res);
-    // Guards run before anything is held (and again with each handler run).
-    for (const f of feeds) await this.invoker.checkGuards(f.match.route, f.req, res);
     res.setHeader('Cache-Control', 'private, no-cache');
 
+    // Lost-wakeup rule: wait on every feed before the first look.
     const held = holds
       ? this.held.register(
           feeds.map((f) => f.feed),
@@ -86,9 +89,8 @@ export class BatchPollInterceptor implements NestInterceptor {
       : null;
     try {
       const deadline = Date.now() + waitMs;
-      let reason: PollReason = 'immediate';
-      for (;;) {
-        const answers = await this.collect(feeds, reason, res);
+      for (let round = 0; ; round++) {
+        const answers = await this.collect(feeds, req, round === 0);
         if (Object.keys(answers).length > 0) {
           res.status(200);
           return { feeds: answers };
@@ -100,90 +102,54 @@ export class BatchPollInterceptor implements NestInterceptor {
           res.status(204);
           return undefined;
         }
-        reason = 'change';
       }
     } finally {
       held?.release();
     }
   }
 
-  private resolve(key: string, since: string | null, req: Request): BatchFeed {
+  private resolve(key: string, since: string | null): BatchFeed {
     this.table ??= new PollRouteTable(this.explorer.routes);
     const match = this.table.match(key);
     if (!match) throw new BadRequestException(`unknown feed "${key.slice(0, 60)}"`);
-    // The request the single-feed route would have seen, for its guards, params and handler.
-    // Own data properties: Express 5 defines `query` as a getter on the request prototype.
-    const feedReq = Object.create(req, {
-      params: { value: match.params },
-      query: { value: {} },
-      url: { value: key },
-      originalUrl: { value: key },
-      method: { value: 'GET' },
-    }) as Request;
-    const cursor = since === null ? null : this.feeds.decode(since);
-    if (since !== null && !cursor) {
+    if (since !== null && !this.feeds.decode(since)) {
       throw new BadRequestException(
         `the cursor for "${key.slice(0, 60)}" was not issued by this feed`,
       );
     }
-    return {
-      key,
-      feed: this.feeds.feedOf(match.route.metadata, feedReq),
-      since: cursor,
-      match,
-      req: feedReq,
-    };
+    const feed = this.feeds.feedOf(match.route.metadata, {
+      params: match.params,
+    } as unknown as Request);
+    return { key, feed, since };
   }
 
-  /** Answers for every feed with something to say now (changes, a start, or a refetch). */
-  private async collect(feeds: BatchFeed[], reason: PollReason, res: Response) {
+  /**
+   * Asks every feed's route. In the first round an error a route answers (401, 403, 400, ...)
+   * fails the whole batch before anything is held; after a wake-up it is that feed's answer.
+   */
+  private async collect(feeds: BatchFeed[], req: Request, firstRound: boolean) {
     const answers: Record<string, BatchFeedAnswer> = {};
-    for (const f of feeds) {
-      if (f.since === null) {
-        const cursor = await this.feeds.head(f.feed, res);
-        answers[f.key] = await this.run(f, res, {
-          feed: f.feed,
-          since: null,
-          cursor,
-          changedIds: [],
-          complete: true,
-          reason: 'immediate',
-        });
-        continue;
+    const responses = await Promise.all(feeds.map((f) => this.ask(f, req)));
+    feeds.forEach((f, i) => {
+      const response = responses[i];
+      if (response.status === 304 || response.status === 204) return;
+      if (firstRound && response.status >= 400 && response.status !== 409) {
+        throw new HttpException(response.body ?? 'feed route refused the request', response.status);
       }
-      const check = await this.feeds.check(f.feed, f.since, res);
-      if (check.kind === 'refetch') {
-        answers[f.key] = {
-          status: 409,
-          cursor: check.cursor,
-          message: `the cursor can no longer be followed (${check.reason}); refetch`,
-        };
-      } else if (check.kind === 'changes') {
-        answers[f.key] = await this.run(f, res, {
-          feed: f.feed,
-          since: this.feeds.encode(f.since),
-          cursor: check.cursor,
-          changedIds: check.changedIds,
-          complete: check.complete,
-          reason,
-        });
-      }
-    }
+      const cursor = response.headers['poll-cursor'];
+      answers[f.key] = {
+        status: response.status,
+        ...(typeof cursor === 'string' ? { cursor } : {}),
+        body: response.body,
+      };
+    });
     return answers;
   }
 
-  private async run(f: BatchFeed, res: Response, context: PollContext): Promise<BatchFeedAnswer> {
-    const req = Object.create(f.req) as Request & { [POLL_CONTEXT_KEY]?: PollContext };
-    req[POLL_CONTEXT_KEY] = context;
-    try {
-      return {
-        status: 200,
-        cursor: context.cursor,
-        body: await this.invoker.run(f.match.route, req, res),
-      };
-    } catch (error) {
-      if (!(error instanceof HttpException)) throw error;
-      return { status: error.getStatus(), message: error.message };
-    }
+  private ask(f: BatchFeed, req: Request): Promise<DispatchedResponse> {
+    if (f.since === null) return this.dispatch.get(f.key, {}, req, {});
+    return this.dispatch.get(f.key, { since: f.since, wait: '0' }, req, {
+      'if-none-match': `"${f.since}"`,
+    });
   }
 }
