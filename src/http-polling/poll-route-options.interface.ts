@@ -12,6 +12,11 @@ export interface PollRouteOptions {
   feed: string;
   /** Required when the table is partitioned: which partition this request follows. */
   partition?: PartitionSource;
+  /**
+   * Re-checks authorization for a held request each time it wakes (guards run once, when the
+   * request arrives). Returning false answers 403 instead of running the handler.
+   */
+  authorize?: (request: Request) => boolean | Promise<boolean>;
   /** Long polls: seconds to hold when the client names none. Default: module setting (25). */
   defaultWaitS?: number;
   /** Long polls: the most a client may ask for. Default: module setting (55). */

@@ -3,6 +3,7 @@ import {
   CallHandler,
   ConflictException,
   ExecutionContext,
+  ForbiddenException,
   Inject,
   Injectable,
   NestInterceptor,
@@ -96,7 +97,7 @@ export class PollingInterceptor implements NestInterceptor {
     // Lost-wakeup rule: register as a waiter before looking at the index.
     const held = holds ? this.held.register([feed], clientKey) : null;
     try {
-      return await this.pollFeed(feed, since, held, waitMs, res);
+      return await this.pollFeed(route, feed, since, held, waitMs, req, res);
     } finally {
       held?.release();
     }
@@ -111,10 +112,12 @@ export class PollingInterceptor implements NestInterceptor {
   }
 
   private async pollFeed(
+    route: PollRouteMetadata,
     feed: string,
     since: FeedCursor,
     held: HeldRequest | null,
     waitMs: number,
+    req: Request,
     res: Response,
   ): Promise<Decision> {
     const deadline = Date.now() + waitMs;
@@ -145,6 +148,9 @@ export class PollingInterceptor implements NestInterceptor {
         return { kind: 'reply' };
       }
       reason = 'change'; // a change or a reset: look again (a reset ends in 409 above)
+      if (route.authorize && !(await route.authorize(req))) {
+        throw new ForbiddenException('no longer allowed to follow this feed');
+      }
     }
   }
 }
