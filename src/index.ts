@@ -42,3 +42,5 @@ export type { HttpPollingOptions } from './polling-options.interface';
 export { BatchPoll, type BatchPollOptions } from './http-polling/batch/batch-poll.decorator';
 export type { BatchFeedAnswer } from './http-polling/batch/batch-poll.interceptor';
 export { installJsonHttpErrors } from './http-polling/json-http-errors';
+export { ResponseAggregator } from './aggregation/response-aggregator.service';
+export type { AggregatorOptions } from './polling-options.interface';

@@ -73,6 +73,21 @@ export interface HttpPollingOptions {
   retryAfterS?: number;
 }
 
+export interface AggregatorOptions {
+  /** Share one handler run between identical concurrent polls. Default true. */
+  enabled?: boolean;
+  /**
+   * The caller's auth scope (user id, tenant, role set): only requests with the same scope share.
+   * Default: a hash of the Authorization and Cookie headers; requests without either never share.
+   * Return null to opt a request out.
+   */
+  scope?: (request: Request) => string | null | undefined;
+  /** How long a finished run still answers identical latecomers, in ms. Default 250. */
+  lingerMs?: number;
+  /** Bound on remembered results. Default 10000. */
+  maxEntries?: number;
+}
+
 export interface PollingModuleOptions {
   postgres: PostgresConnection;
   /** Absent: an in-memory change index (one instance only). */
@@ -91,4 +106,5 @@ export interface PollingModuleOptions {
   installSchema?: boolean;
   reader?: ReaderTuning;
   http?: HttpPollingOptions;
+  aggregator?: AggregatorOptions;
 }

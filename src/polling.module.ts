@@ -17,6 +17,7 @@ import { PollRoutesExplorer } from './http-polling/poll-routes.explorer';
 import { PollingInterceptor } from './http-polling/polling.interceptor';
 import { BatchPollInterceptor } from './http-polling/batch/batch-poll.interceptor';
 import { InternalDispatch } from './http-polling/batch/internal-dispatch.service';
+import { ResponseAggregator } from './aggregation/response-aggregator.service';
 import { PollingConnections } from './polling-connections';
 import { ConfigurablePollingModule, POLLING_MODULE_OPTIONS } from './polling.module-definition';
 import { POLLING_REDIS, POLLING_RESOLVED_OPTIONS } from './polling.tokens';
@@ -64,6 +65,7 @@ import { resolveOptions, type ResolvedOptions } from './resolve-options';
     PollingInterceptor,
     InternalDispatch,
     BatchPollInterceptor,
+    ResponseAggregator,
   ],
   exports: [
     ChangeReader,
@@ -80,6 +82,7 @@ import { resolveOptions, type ResolvedOptions } from './resolve-options';
     PollRoutesExplorer,
     InternalDispatch,
     BatchPollInterceptor,
+    ResponseAggregator,
   ],
 })
 export class PollingModule extends ConfigurablePollingModule {}

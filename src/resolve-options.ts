@@ -7,6 +7,7 @@ import {
 } from './polling.constants';
 import { assertSchemaName } from './change-capture/schema/schema-name';
 import type {
+  AggregatorOptions,
   HttpPollingOptions,
   PollingModuleOptions,
   PostgresConnection,
@@ -31,6 +32,7 @@ export interface ResolvedOptions {
   installSchema: boolean;
   reader: Required<ReaderTuning>;
   http: ResolvedHttpOptions;
+  aggregator: Required<Omit<AggregatorOptions, 'scope'>> & Pick<AggregatorOptions, 'scope'>;
 }
 
 export type ResolvedHttpOptions = Required<Omit<HttpPollingOptions, 'clientKey'>> &
@@ -129,6 +131,19 @@ function resolveHttp(options: PollingModuleOptions): ResolvedHttpOptions {
   };
 }
 
+function resolveAggregator(options: PollingModuleOptions): ResolvedOptions['aggregator'] {
+  const a = options.aggregator ?? {};
+  if (a.scope !== undefined && typeof a.scope !== 'function') {
+    throw new PollingConfigError('aggregator.scope must be a function of the request');
+  }
+  return {
+    enabled: a.enabled ?? true,
+    scope: a.scope,
+    lingerMs: positiveInt(a.lingerMs ?? 250, 'aggregator.lingerMs', 60_000, 0),
+    maxEntries: positiveInt(a.maxEntries ?? 10_000, 'aggregator.maxEntries', 1_000_000),
+  };
+}
+
 /** Validates options once, at module creation, so a bad setting fails the app's start. */
 export function resolveOptions(options: PollingModuleOptions): ResolvedOptions {
   if (!options || !options.postgres)
@@ -160,5 +175,6 @@ export function resolveOptions(options: PollingModuleOptions): ResolvedOptions {
       pruneIntervalMs: positiveInt(r.pruneIntervalMs, 'reader.pruneIntervalMs', 86_400_000),
     },
     http: resolveHttp(options),
+    aggregator: resolveAggregator(options),
   };
 }

@@ -6,7 +6,11 @@ import {
   ServiceUnavailableException,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { CHANGE_INDEX, type ChangeIndex } from '../change-index/change-index.interface';
+import {
+  CHANGE_INDEX,
+  type ChangeIndex,
+  type FeedChanges,
+} from '../change-index/change-index.interface';
 import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
 import { FeedCursorCodec, type FeedCursor } from './feed-cursor';
@@ -27,6 +31,7 @@ export type FeedCheck =
 export class FeedChecker {
   private readonly logger = new Logger('FeedChecker');
   private readonly partitioned: Map<string, boolean>;
+  private readonly reading = new Map<string, Promise<FeedChanges>>();
 
   constructor(
     @Inject(CHANGE_INDEX) private readonly index: ChangeIndex,
@@ -58,16 +63,7 @@ export class FeedChecker {
   }
 
   async check(feed: string, since: FeedCursor, res: Response): Promise<FeedCheck> {
-    const answer = await this.call(
-      () =>
-        this.index.changesSince(
-          feed,
-          since.generation,
-          since.position,
-          this.options.http.maxChangesPerResponse,
-        ),
-      res,
-    );
+    const answer = await this.call(() => this.changesSince(feed, since), res);
     if (answer.kind === 'unavailable') this.unavailable(res);
     const cursor = this.codec.encode({
       generation: answer.generation,
@@ -81,6 +77,23 @@ export class FeedChecker {
       changedIds: answer.changed.map((c) => c.resourceId),
       complete: answer.complete,
     };
+  }
+
+  /**
+   * One index read per (feed, cursor) at a time: when a change wakes a thousand waiters that hold
+   * the same cursor, they share one read.
+   */
+  private changesSince(feed: string, since: FeedCursor): Promise<FeedChanges> {
+    const key = `${feed}\n${since.generation}\n${since.position}`;
+    let reading = this.reading.get(key);
+    if (!reading) {
+      const limit = this.options.http.maxChangesPerResponse;
+      reading = this.index
+        .changesSince(feed, since.generation, since.position, limit)
+        .finally(() => this.reading.delete(key));
+      this.reading.set(key, reading);
+    }
+    return reading;
   }
 
   private async call<T>(read: () => Promise<T>, res: Response): Promise<T> {

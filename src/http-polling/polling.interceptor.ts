@@ -13,6 +13,7 @@ import fresh from 'fresh';
 import { from, Observable, of, switchMap } from 'rxjs';
 import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
+import { ResponseAggregator } from '../aggregation/response-aggregator.service';
 import { ChangeRate } from './change-rate.service';
 import type { FeedCursor } from './feed-cursor';
 import { FeedChecker } from './feed-checker.service';
@@ -39,6 +40,7 @@ export class PollingInterceptor implements NestInterceptor {
     private readonly held: HeldRequests,
     private readonly admission: PollAdmission,
     private readonly rate: ChangeRate,
+    private readonly aggregator: ResponseAggregator,
     @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
   ) {}
 
@@ -52,8 +54,23 @@ export class PollingInterceptor implements NestInterceptor {
       switchMap((decision) => {
         if (decision.kind === 'reply') return of(undefined);
         req[POLL_CONTEXT_KEY] = decision.context;
-        return next.handle();
+        const key = this.aggregator.enabled ? this.shareKey(context, decision.context, req) : null;
+        return key ? this.aggregator.run(key, () => next.handle()) : next.handle();
       }),
+    );
+  }
+
+  /** Requests with this key would run the handler identically: route, feed, cursors, query. */
+  private shareKey(context: ExecutionContext, poll: PollContext, req: Request): string | null {
+    const url = req.originalUrl ?? req.url;
+    const query = new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '');
+    query.delete('since');
+    query.delete('wait');
+    query.sort();
+    const route = `${context.getClass().name}.${context.getHandler().name}`;
+    return this.aggregator.keyFor(
+      [route, url.split('?')[0], poll.feed, poll.since, poll.cursor, poll.reason, query.toString()],
+      req,
     );
   }
 
