@@ -44,3 +44,11 @@ export type { BatchFeedAnswer } from './http-polling/batch/batch-poll.intercepto
 export { installJsonHttpErrors } from './http-polling/json-http-errors';
 export { ResponseAggregator } from './aggregation/response-aggregator.service';
 export type { AggregatorOptions } from './polling-options.interface';
+export { CursorPaginator } from './pagination/cursor-paginator';
+export type {
+  CursorPaginatorOptions,
+  Page,
+  PageRequest,
+  SortDirection,
+  SortField,
+} from './pagination/page.interface';
