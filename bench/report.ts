@@ -9,6 +9,8 @@ export interface BenchRow {
   /** Median tps of this row divided by the median of the plain baseline at the same client count. */
   ratioVsPlain: number;
   samples: number[];
+  /** Bench-specific measurements behind the row (kept in the JSON output). */
+  details?: Record<string, unknown>;
 }
 
 export interface BenchResult {

@@ -28,7 +28,7 @@ export { MemoryChangeIndex } from './change-index/memory-change-index';
 export { RedisChangeIndex } from './change-index/redis-change-index';
 export { installChangeLogSql, uninstallChangeLogSql } from './change-capture/schema/change-log.sql';
 export { pollingMigrations, PollingChangeLog1732350000000 } from './migrations';
-export { Poll, LongPoll } from './http-polling/poll.decorators';
+export { FeedSnapshot, Poll, LongPoll } from './http-polling/poll.decorators';
 export { PollContext } from './http-polling/poll-context.decorator';
 export type {
   PartitionSource,

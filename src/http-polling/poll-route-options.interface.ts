@@ -26,6 +26,8 @@ export interface PollRouteOptions {
 export interface PollRouteMetadata extends PollRouteOptions {
   /** True for @LongPoll: the request may be held until a change. */
   hold: boolean;
+  /** True for @FeedSnapshot: a list endpoint that only reports the feed head (Poll-Cursor). */
+  snapshot?: boolean;
 }
 
 /** Why the handler is running. */

@@ -76,6 +76,19 @@ export class PollingInterceptor implements NestInterceptor {
 
   private async decide(route: PollRouteMetadata, req: Request, res: Response): Promise<Decision> {
     const feed = this.feeds.feedOf(route, req);
+    if (route.snapshot) {
+      res.setHeader('Cache-Control', 'private, no-cache');
+      const cursor = await this.feeds.head(feed, res); // before the handler's page query
+      res.setHeader('Poll-Cursor', cursor);
+      return handle({
+        feed,
+        since: null,
+        cursor,
+        changedIds: [],
+        complete: true,
+        reason: 'immediate',
+      });
+    }
     const since = this.readCursor(req);
     const http = this.options.http;
     const wait = route.hold ? readWait(req) : { seconds: 0, fromPrefer: false };

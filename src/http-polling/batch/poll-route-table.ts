@@ -18,11 +18,14 @@ export class PollRouteTable {
   private readonly templates: Template[];
 
   constructor(routes: readonly PollRoute[]) {
-    this.templates = routes.flatMap((route) =>
-      route.paths
-        .filter((path) => /^[A-Za-z0-9_\-./:]*$/.test(path))
-        .map((path) => ({ route, segments: path.split('/').filter(Boolean) })),
-    );
+    // Snapshot (list) routes are pages, not feeds: a batch cannot name them.
+    this.templates = routes
+      .filter((route) => !route.metadata.snapshot)
+      .flatMap((route) =>
+        route.paths
+          .filter((path) => /^[A-Za-z0-9_\-./:]*$/.test(path))
+          .map((path) => ({ route, segments: path.split('/').filter(Boolean) })),
+      );
   }
 
   match(key: string): MatchedRoute | null {
