@@ -143,7 +143,8 @@ async function checkTracked(client: Client, gate: 0 | 1 | undefined): Promise<vo
   if (items === 0 || items !== changes) {
     throw new Error(`write-throughput: ${items} tracked rows but ${changes} change rows`);
   }
-  if (gate !== undefined && after !== gate) throw new Error(`write-throughput: gate moved from ${gate} to ${after}`);
+  if (gate !== undefined && after !== gate)
+    throw new Error(`write-throughput: gate moved from ${gate} to ${after}`);
 }
 
 function describeLive(r: LiveReaderReport): string {
@@ -165,11 +166,9 @@ function liveNote(row: BenchRow): string {
     `changes per run; behind by ${median(lags)} rows (max ${Math.max(...lags)}) when the load ` +
     `ended, ${kept ? `caught up within ${Math.max(...(drains as number[]))} ms` : 'did NOT catch up within 10 s in some runs'}; ` +
     `gate armed (every commit NOTIFYs) in a median ${(100 * median(reports.map((r) => r.armedShare))).toFixed(0)}% ` +
-    `of ${GATE_SAMPLE_NOTE}.`
+    'of gate samples taken every 20 ms during the load.'
   );
 }
-
-const GATE_SAMPLE_NOTE = 'gate samples taken every 20 ms during the load';
 
 function notes(rows: BenchRow[], opts: WriteThroughputOptions, version: string): string[] {
   const at = (clients: number, prefix: string) =>
@@ -186,8 +185,9 @@ function notes(rows: BenchRow[], opts: WriteThroughputOptions, version: string):
     'The "gate armed" and "gate closed" rows run no change reader: the wake gate is forced with ' +
       'setval() before each run (1 = armed, 0 = closed) and checked unchanged after it. The "live ' +
       'ChangeReader" row starts the real PollingModule (in-memory index) in the bench process, so ' +
-      'the reader arms the gate whenever a read comes back empty and closes it on the next wake; ' +
-      'its CPU and the NOTIFY wakes compete with pgbench for the same cores.',
+      'the reader arms the gate when a read comes back empty and closes it at its next empty read ' +
+      'after a NOTIFY woke it (so the gate stays armed while it reads non-empty batches); its CPU ' +
+      'and the NOTIFY wakes compete with pgbench for the same cores.',
     ...rows.filter((r) => r.details?.liveReader).map(liveNote),
     `Goal (issue): tracked ≥ 0.80× plain INSERT at ${top} writers — ` +
       [
