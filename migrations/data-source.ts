@@ -1,9 +1,9 @@
-import { DataSource } from 'typeorm';
-import { pollingMigrations } from './index';
+import { exampleDataSource } from '../example/database.provider';
 
-/** Used by `npm run migration:run` / `migration:revert`; apps normally use their own DataSource. */
-export default new DataSource({
-  type: 'postgres',
-  url: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-  migrations: pollingMigrations,
-});
+/**
+ * Used by `npm run migration:run` / `migration:revert`: the module's change log and the example
+ * app's tables. Apps normally pass `pollingMigrations` to their own DataSource.
+ */
+export default exampleDataSource(
+  process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+);

@@ -58,6 +58,13 @@ function positiveInt(value: unknown, name: string, max = Number.MAX_SAFE_INTEGER
   return value;
 }
 
+/** The set entries only, so `{cursorSecret: undefined}` keeps the default. */
+function defined<T extends object>(values: T | undefined): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(values ?? {}).filter(([, value]) => value !== undefined),
+  ) as Partial<T>;
+}
+
 function resolveTables(options: PollingModuleOptions): ResolvedTable[] {
   if (!Array.isArray(options.tables) || options.tables.length === 0) {
     throw new PollingConfigError('tables must name at least one table to track');
@@ -102,7 +109,7 @@ function resolveRetention(options: PollingModuleOptions): ResolvedOptions['reten
 }
 
 function resolveHttp(options: PollingModuleOptions): ResolvedHttpOptions {
-  const h = { ...HTTP_DEFAULTS, ...options.http };
+  const h = { ...HTTP_DEFAULTS, ...defined(options.http) };
   const maxWaitS = positiveInt(h.maxWaitS, 'http.maxWaitS', 3600, 0);
   const defaultWaitS = positiveInt(h.defaultWaitS, 'http.defaultWaitS', maxWaitS, 0);
   if (typeof h.cursorSecret !== 'string' || h.cursorSecret.length === 0) {
@@ -158,7 +165,7 @@ export function resolveOptions(options: PollingModuleOptions): ResolvedOptions {
   } catch (error) {
     throw new PollingConfigError((error as Error).message);
   }
-  const r = { ...READER_DEFAULTS, ...options.reader };
+  const r = { ...READER_DEFAULTS, ...defined(options.reader) };
   return {
     postgres: options.postgres,
     redis: options.redis,

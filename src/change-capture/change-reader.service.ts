@@ -42,6 +42,7 @@ interface ReaderState {
 }
 
 const LAG_CHECK_MS = 250;
+const EMPTY_INDEX = 'the index is empty';
 const STATE_WRITE_MS = 5000;
 const MAX_RECONNECT_MS = 5000;
 
@@ -270,7 +271,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
 
   private async loadState(): Promise<ReaderState> {
     const head = await this.index.head();
-    return head ? this.stateOf(head) : this.rebuild('the index is empty');
+    return head ? this.stateOf(head) : this.rebuild(EMPTY_INDEX);
   }
 
   private stateOf(head: IndexHead): ReaderState {
@@ -284,7 +285,10 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   /** Starts a new generation and replays the retained change log into it. */
   private async rebuild(reason: string): Promise<ReaderState> {
     const generation = Date.now().toString(36) + randomBytes(3).toString('hex');
-    this.logger.warn(`starting index generation ${generation} from the change log: ${reason}`);
+    const message = `starting index generation ${generation} from the change log: ${reason}`;
+    // A first start is routine; a lost index is worth a warning.
+    if (reason === EMPTY_INDEX) this.logger.log(message);
+    else this.logger.warn(message);
     await this.index.startGeneration(generation);
     this.retention.reset();
     this.bus.publish({ kind: 'wake-all', reason: 'generation' });

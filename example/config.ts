@@ -1,0 +1,58 @@
+/** The example app's settings, all from the environment (README: "Example app"). */
+export interface ExampleConfig {
+  databaseUrl: string;
+  redisUrl: string | undefined;
+  port: number;
+  migrateOnStart: boolean;
+  /** API key → user id. */
+  apiKeys: Map<string, string>;
+  maxHeldPerClient: number;
+  maxHeld: number;
+  minPollIntervalMs: number;
+  maxWaitS: number;
+  taskDelayMs: number;
+}
+
+export const DEMO_API_KEYS = 'user1:key-1,user2:key-2';
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^[0-9]+$/.test(raw) || Number(raw) < min) {
+    throw new Error(`${name} must be a whole number ≥ ${min}, got "${raw}"`);
+  }
+  return Number(raw);
+}
+
+function parseApiKeys(text: string): Map<string, string> {
+  const keys = new Map<string, string>();
+  for (const pair of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const [user, key] = pair.split(':');
+    if (!user || !key) throw new Error(`API_KEYS must look like user1:key-1,user2:key-2`);
+    keys.set(key, user);
+  }
+  return keys;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig {
+  if (!env.DATABASE_URL) {
+    throw new Error('DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/postgres)');
+  }
+  return {
+    databaseUrl: env.DATABASE_URL,
+    redisUrl: env.REDIS_URL || undefined,
+    port: int(env, 'PORT', 3000),
+    migrateOnStart: env.MIGRATE_ON_START === '1' || env.MIGRATE_ON_START === 'true',
+    apiKeys: parseApiKeys(env.API_KEYS ?? DEMO_API_KEYS),
+    maxHeldPerClient: int(env, 'POLL_MAX_HELD_PER_CLIENT', 32, 1),
+    maxHeld: int(env, 'POLL_MAX_HELD', 20_000, 1),
+    minPollIntervalMs: int(env, 'POLL_MIN_INTERVAL_MS', 0),
+    maxWaitS: int(env, 'POLL_MAX_WAIT_S', 55, 1),
+    taskDelayMs: int(env, 'TASK_DELAY_MS', 1000),
+  };
+}
+
+export const EXAMPLE_CONFIG = Symbol('ExampleConfig');

@@ -1,0 +1,6 @@
+import { startExampleApp } from './example-app';
+
+startExampleApp().catch((error: Error) => {
+  console.error(`example app failed to start: ${error.message}`);
+  process.exit(1);
+});
