@@ -1,0 +1,37 @@
+import { startExampleApp, type ExampleApp } from '../../example/example-app';
+import { createTestDatabase, type TestDatabase } from './test-database';
+
+export interface RunningExample {
+  db: TestDatabase;
+  example: ExampleApp;
+  url: string;
+  close(): Promise<void>;
+}
+
+/** The example app on a fresh database with its migrations applied, on an ephemeral port. */
+export async function startExampleOnFreshDatabase(
+  env: Record<string, string> = {},
+): Promise<RunningExample> {
+  const db = await createTestDatabase();
+  const example = await startExampleApp(
+    {
+      DATABASE_URL: db.url,
+      MIGRATE_ON_START: '1',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      TASK_DELAY_MS: '200',
+      ...env,
+    },
+    { logger: false },
+  );
+  return {
+    db,
+    example,
+    url: example.url,
+    close: async () => {
+      example.app.getHttpServer().closeAllConnections();
+      await example.close();
+      await db.drop();
+    },
+  };
+}
