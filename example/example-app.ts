@@ -31,6 +31,9 @@ export async function startExampleApp(
     logger: options.logger === false ? ['error'] : undefined,
   });
   app.enableShutdownHooks();
+  // Behind a proxy (the compose scale profile's nginx), take the client address from it.
+  if (env.TRUST_PROXY)
+    app.set('trust proxy', env.TRUST_PROXY === '1' ? 'loopback, uniquelocal' : env.TRUST_PROXY);
   const root = repositoryRoot();
   app.useStaticAssets(join(root, 'example', 'public'));
   app.useStaticAssets(join(root, 'dist', 'client-esm'), { prefix: '/sdk/' });
