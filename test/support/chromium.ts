@@ -1,0 +1,49 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
+
+/**
+ * A Chromium for browser tests: CHROMIUM_PATH, a Debian install, or — as root with apt — one it
+ * installs itself. Null (with the reason) where none can be had.
+ */
+export function findOrInstallChromium(): { path: string } | { missing: string } {
+  const configured = process.env.CHROMIUM_PATH;
+  if (configured)
+    return existsSync(configured)
+      ? { path: configured }
+      : { missing: `CHROMIUM_PATH=${configured} does not exist` };
+  const found = CANDIDATES.find((p) => existsSync(p));
+  if (found) return { path: found };
+  if (process.getuid?.() !== 0 || !existsSync('/usr/bin/apt-get')) {
+    return {
+      missing:
+        'no Chromium found and cannot install one (needs root and apt-get): install Debian "chromium" or set CHROMIUM_PATH',
+    };
+  }
+  try {
+    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], {
+      stdio: 'ignore',
+      timeout: 300_000,
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+  } catch (error) {
+    return { missing: `installing Debian chromium failed: ${(error as Error).message}` };
+  }
+  const installed = CANDIDATES.find((p) => existsSync(p));
+  return installed
+    ? { path: installed }
+    : { missing: 'apt-get installed chromium but no binary was found' };
+}
+
+/** Flags for a headless Chromium on a machine without outside network. */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
