@@ -37,9 +37,24 @@ function parseApiKeys(text: string): Map<string, string> {
   return keys;
 }
 
+/** No DATABASE_URL outside production: the example starts an embedded PostgreSQL (README). */
+export function usesEmbeddedPostgres(env: NodeJS.ProcessEnv = process.env): boolean {
+  return !env.DATABASE_URL && env.NODE_ENV !== 'production';
+}
+
+/** EMBEDDED_PG_PORT: the embedded PostgreSQL's port (unset: 54329 if free, else any free one). */
+export function embeddedPostgresPort(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  return env.EMBEDDED_PG_PORT ? int(env, 'EMBEDDED_PG_PORT', 0, 1) : undefined;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig {
   if (!env.DATABASE_URL) {
-    throw new Error('DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/postgres)');
+    throw new Error(
+      env.NODE_ENV === 'production'
+        ? 'DATABASE_URL is not set: it is required when NODE_ENV=production ' +
+            '(e.g. postgres://user:password@host:5432/db); the embedded PostgreSQL is for development only'
+        : 'DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/postgres)',
+    );
   }
   return {
     databaseUrl: env.DATABASE_URL,

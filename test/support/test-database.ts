@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Client, ClientConfig } from 'pg';
 
 const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -14,9 +16,17 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** The server the tests use: DATABASE_URL or the local default. */
+/** Written by scripts/ensure-services.js when it started the embedded PostgreSQL. */
+const EMBEDDED_URL_FILE = join(__dirname, '..', '..', '.data', 'test-database-url');
+
+/** The server the tests use: DATABASE_URL, else the embedded one ensure-services started, else the local default. */
 export function databaseUrl(): string {
-  return process.env.DATABASE_URL || DEFAULT_DATABASE_URL;
+  if (process.env.DATABASE_URL) return process.env.DATABASE_URL;
+  try {
+    return readFileSync(EMBEDDED_URL_FILE, 'utf8').trim() || DEFAULT_DATABASE_URL;
+  } catch {
+    return DEFAULT_DATABASE_URL;
+  }
 }
 
 /** `url` with its database replaced by `database`. */
