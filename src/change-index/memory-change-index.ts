@@ -1,3 +1,9 @@
+import {
+  assertPosition,
+  assertLimit,
+  assertGeneration,
+  changesAnswer,
+} from './change-index.checks';
 import type {
   AppendBatch,
   AppendResult,
@@ -119,16 +125,7 @@ export class MemoryChangeIndex implements ChangeIndex {
         if (changed.length === limit) break;
       }
     }
-    // The last log entry is always live, so a shorter tail than feedMax means limit cut it.
-    const last = changed.length > 0 ? changed[changed.length - 1].position : position;
-    const complete = last >= feedMax;
-    return {
-      kind: 'changes',
-      generation: current,
-      feedPosition: complete ? Math.max(position, feedMax) : last,
-      complete,
-      changed,
-    };
+    return changesAnswer(current, position, feedMax, changed);
   }
 
   async trim(position: number): Promise<void> {
@@ -192,22 +189,4 @@ function firstAfter(state: FeedState, position: number): number {
     else hi = mid;
   }
   return lo;
-}
-
-function assertPosition(value: number, name: string): void {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
-  }
-}
-
-function assertLimit(limit: number): void {
-  if (!Number.isSafeInteger(limit) || limit < 1) {
-    throw new RangeError(`limit must be a positive integer, got ${limit}`);
-  }
-}
-
-function assertGeneration(generation: string): void {
-  if (typeof generation !== 'string' || generation.length === 0) {
-    throw new RangeError('generation must be a non-empty string');
-  }
 }

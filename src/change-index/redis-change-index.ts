@@ -1,3 +1,4 @@
+import { assertPosition, changesAnswer } from './change-index.checks';
 import { createHash } from 'node:crypto';
 import type Redis from 'ioredis';
 import type {
@@ -153,15 +154,7 @@ export class RedisChangeIndex implements ChangeIndex {
     for (let i = 0; i < rows.length; i += 2) {
       changed.push({ resourceId: rows[i], position: toInt(rows[i + 1]) });
     }
-    const last = changed.length > 0 ? changed[changed.length - 1].position : position;
-    const complete = last >= feedMax;
-    return {
-      kind: 'changes',
-      generation: current,
-      feedPosition: complete ? Math.max(position, feedMax) : last,
-      complete,
-      changed,
-    };
+    return changesAnswer(current, position, feedMax, changed);
   }
 
   async trim(position: number): Promise<void> {
@@ -206,10 +199,4 @@ function toInt(value: string | null | undefined): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n)) throw new Error(`change index holds a bad position: ${value}`);
   return n;
-}
-
-function assertPosition(value: number, name: string): void {
-  if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
-  }
 }

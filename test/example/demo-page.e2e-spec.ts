@@ -8,7 +8,6 @@ import { startExampleOnFreshDatabase, type RunningExample } from '../support/exa
 const chromiumFound = findOrInstallChromium();
 const describeWithChromium = 'path' in chromiumFound ? describe : describe.skip;
 if (!('path' in chromiumFound)) {
-  // eslint-disable-next-line no-console
   console.warn(`demo page test skipped: ${chromiumFound.missing}`);
 }
 

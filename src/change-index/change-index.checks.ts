@@ -1,0 +1,43 @@
+import type { ChangedResource, FeedChanges } from './change-index.interface';
+
+/** Argument checks and the answer shape both ChangeIndex implementations share. */
+
+export function assertPosition(value: number, name: string): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`${name} must be a non-negative safe integer, got ${value}`);
+  }
+}
+
+export function assertLimit(limit: number): void {
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new RangeError(`limit must be a positive integer, got ${limit}`);
+  }
+}
+
+export function assertGeneration(generation: string): void {
+  if (typeof generation !== 'string' || generation.length === 0) {
+    throw new RangeError('generation must be a non-empty string');
+  }
+}
+
+/**
+ * The `changes` answer: when `limit` cut the list short (its last position is below the feed's
+ * latest), the caller's next cursor is that last position; otherwise the feed's latest, never
+ * below the position asked for.
+ */
+export function changesAnswer(
+  generation: string,
+  position: number,
+  feedMax: number,
+  changed: ChangedResource[],
+): FeedChanges {
+  const last = changed.length > 0 ? changed[changed.length - 1].position : position;
+  const complete = last >= feedMax;
+  return {
+    kind: 'changes',
+    generation,
+    feedPosition: complete ? Math.max(position, feedMax) : last,
+    complete,
+    changed,
+  };
+}
