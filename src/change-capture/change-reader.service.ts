@@ -42,6 +42,10 @@ interface ReaderState {
 }
 
 const LAG_CHECK_MS = 250;
+/** While changes flow, the reader reads again after this pause instead of waiting for NOTIFY. */
+const BUSY_POLL_MS = 2;
+/** How long reads must come back empty before the reader arms the wake gate and sleeps. */
+const ARM_AFTER_IDLE_MS = 50;
 const EMPTY_INDEX = 'the index is empty';
 const STATE_WRITE_MS = 5000;
 const MAX_RECONNECT_MS = 5000;
@@ -207,22 +211,44 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     const tuning = this.options.reader;
     const chores = { lagCheck: 0, stateWrite: 0, prune: 0, verify: Date.now() };
     let state = await this.loadState();
+    const commitTs = await this.queries.tracksCommitTimestamps(client); // for the delay metric
     let armedAt: bigint | null = null;
+    let idleSince: number | null = null;
     let pendingDelayMs = 5;
 
     while (!this.stopped) {
       if (connection.broken) throw connection.broken;
-      const batch = await this.queries.read(client, state.cursor, tuning.batchSize);
-      if (batch.rows.length > 0) state = await this.apply(state, batch.rows);
+      const batch = await this.queries.read(client, state.cursor, tuning.batchSize, commitTs);
+      if (batch.rows.length > 0) {
+        state = await this.apply(state, batch.rows);
+        idleSince = null;
+        // Changes are flowing: the reader polls anyway, so writers stop paying for NOTIFY.
+        if (armedAt !== null) {
+          await this.queries.disarmGate(client);
+          armedAt = null;
+        }
+      }
       state = await this.housekeeping(client, state, chores, Date.now());
-      if (batch.rows.length > 0) continue;
+      if (batch.rows.length === tuning.batchSize) continue; // more is waiting: read at once
+      if (batch.rows.length > 0) {
+        await this.signal.sleep(BUSY_POLL_MS); // let the next few commits gather into one read
+        continue;
+      }
 
       this.setLive(true);
-      if (Date.now() - chores.lagCheck >= LAG_CHECK_MS) {
-        chores.lagCheck = Date.now();
-        await this.updateLag(client, state.cursor, chores.lagCheck);
+      const now = Date.now();
+      if (now - chores.lagCheck >= LAG_CHECK_MS) {
+        chores.lagCheck = now;
+        await this.updateLag(client, state.cursor, now);
       }
       if (armedAt === null) {
+        // Arm only after a quiet spell: re-arming at every empty read would make busy writers
+        // NOTIFY (and serialise on the notify lock) most of the time.
+        idleSince ??= now;
+        if (now - idleSince < ARM_AFTER_IDLE_MS) {
+          await this.signal.sleep(BUSY_POLL_MS);
+          continue;
+        }
         armedAt = await this.queries.armGate(client);
         this.signal.take();
         continue; // read once more: a writer may have committed just before the gate opened
@@ -235,6 +261,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
       if (this.signal.take() && !this.stopped && !connection.broken) {
         await this.queries.disarmGate(client);
         armedAt = null;
+        idleSince = null;
       }
     }
   }
@@ -318,6 +345,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
       generation: state.generation,
       position,
       feeds: [...new Set(rows.map((r) => r.feed))],
+      committedAt: newestCommit(rows),
     });
     return { generation: state.generation, position, cursor: { xid: last.xid, id: last.id } };
   }
@@ -352,4 +380,15 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     if (floor > 0) await this.index.trim(floor);
     if (deleted > 0) this.logger.debug(`pruned ${deleted} change-log rows; index floor ${floor}`);
   }
+}
+
+/** The newest commit time among the rows, for the commit-to-delivery metric. */
+function newestCommit(rows: ChangeLogRow[]): number | undefined {
+  let newest: number | undefined;
+  for (const r of rows) {
+    if (r.committedAt !== undefined && (newest === undefined || r.committedAt > newest)) {
+      newest = r.committedAt;
+    }
+  }
+  return newest;
 }
