@@ -1,6 +1,7 @@
 import { createServer } from 'node:net';
 import { followFeed, PollHttpError, type RetryInfo } from '../../src/client';
-import { startClientFixture, type ClientFixture } from './support/client-fixture';
+import { auth, startExampleFixture, type ExampleFixture } from './support/example-fixture';
+import { recordingFetch } from './support/recording-fetch';
 import { SwitchableProxy } from './support/switchable-proxy';
 
 // Real I/O still has to happen while the client's timers are fake: keep a real macrotask.
@@ -42,7 +43,7 @@ describe('followFeed: backoff on connection refused (fake timers)', () => {
     let requests = 0;
     const stop = new AbortController();
     const run = followFeed({
-      url: `http://127.0.0.1:${port}/runs/1/changes`,
+      url: `http://127.0.0.1:${port}/channels/backoff/changes`,
       since: 'any.1.cursor',
       backoff: { baseMs: 100, maxMs: 800 },
       random: () => randoms.shift() ?? 0,
@@ -82,13 +83,13 @@ describe('followFeed: backoff on connection refused (fake timers)', () => {
     expect(requests).toBe(expected.length);
   });
 
-  describe('with the app behind a proxy', () => {
-    let fx: ClientFixture;
+  describe('with the example app behind a proxy (short polls of GET /channels/:channel/changes)', () => {
+    let fx: ExampleFixture;
     let proxy: SwitchableProxy;
 
     beforeAll(async () => {
-      fx = await startClientFixture();
-      proxy = await SwitchableProxy.start(Number(new URL(fx.items.url).port));
+      fx = await startExampleFixture();
+      proxy = await SwitchableProxy.start(Number(new URL(fx.app.url).port));
     });
 
     afterAll(async () => {
@@ -97,7 +98,7 @@ describe('followFeed: backoff on connection refused (fake timers)', () => {
     });
 
     it('resets the backoff after a successful answer', async () => {
-      const since = await fx.head('/runs/41/poll');
+      const since = await fx.head('/channels/bo-41/changes');
       await proxy.stop();
       // Only the timers: the app in this process keeps its clock, microtasks and immediates.
       jest.useFakeTimers({
@@ -112,20 +113,18 @@ describe('followFeed: backoff on connection refused (fake timers)', () => {
         ],
       });
       const errors: RetryInfo[] = [];
-      const statuses: number[] = [];
+      const { fetch, requests } = recordingFetch();
+      const statuses = () => requests.filter((r) => r.status !== 0).map((r) => r.status);
       const stop = new AbortController();
       const run = followFeed({
-        url: `${proxy.url}/runs/41/poll`,
+        url: `${proxy.url}/channels/bo-41/changes`,
         since,
         mode: 'short',
         shortPoll: { minMs: 1000, maxMs: 1000 },
         backoff: { baseMs: 100, maxMs: 400 },
         random: () => 0.999,
-        fetch: async (url, init) => {
-          const res = await fetch(url, init);
-          statuses.push(res.status);
-          return res;
-        },
+        headers: auth('key-1'),
+        fetch,
         signal: stop.signal,
         onError: (error, info) => {
           expect(error).not.toBeInstanceOf(PollHttpError);
@@ -142,8 +141,8 @@ describe('followFeed: backoff on connection refused (fake timers)', () => {
 
         await proxy.resume();
         await jest.advanceTimersByTimeAsync(399);
-        await until(() => statuses.length === 1, 'the answer after the app is back');
-        expect(statuses).toEqual([304]);
+        await until(() => statuses().length === 1, 'the answer after the app is back');
+        expect(statuses()).toEqual([304]);
 
         await proxy.stop();
         await jest.advanceTimersByTimeAsync(1000); // the short-poll interval

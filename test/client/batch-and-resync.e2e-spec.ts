@@ -1,7 +1,11 @@
-import { HeldRequests } from '../../src';
 import { followFeed, followFeeds } from '../../src/client';
 import { waitFor } from '../support/wait-for';
-import { startClientFixture, type ChangesBody, type ClientFixture } from './support/client-fixture';
+import {
+  auth,
+  startExampleFixture,
+  type ExampleFixture,
+  type MessageChanges,
+} from './support/example-fixture';
 import { recordingFetch } from './support/recording-fetch';
 import { SwitchableProxy } from './support/switchable-proxy';
 
@@ -13,15 +17,15 @@ interface Delivery {
 
 const generationOf = (cursor: string) => cursor.split('.')[0];
 
-describe('followFeeds (batch) and must-refetch (409) against the fixture app', () => {
-  let fx: ClientFixture;
+describe('followFeeds (POST /poll) and must-refetch (409) against the example app', () => {
+  let fx: ExampleFixture;
   let proxy: SwitchableProxy;
   const stops: AbortController[] = [];
   const runs: Promise<void>[] = [];
 
   beforeAll(async () => {
-    fx = await startClientFixture();
-    proxy = await SwitchableProxy.start(port(fx.items.url));
+    fx = await startExampleFixture();
+    proxy = await SwitchableProxy.start(port(fx.app.url));
   });
 
   afterEach(async () => {
@@ -36,7 +40,7 @@ describe('followFeeds (batch) and must-refetch (409) against the fixture app', (
   });
 
   const port = (url: string) => Number(new URL(url).port);
-  const held = () => fx.items.app.get(HeldRequests).size;
+  const held = () => fx.held();
 
   function follow(start: (signal: AbortSignal) => Promise<void>): void {
     const stop = new AbortController();
@@ -48,10 +52,11 @@ describe('followFeeds (batch) and must-refetch (409) against the fixture app', (
     const { fetch, requests } = recordingFetch();
     const deliveries: Delivery[] = [];
     follow((signal) =>
-      followFeeds<ChangesBody>({
-        url: `${fx.items.url}/poll`,
-        feeds: { '/runs/11/changes': null, '/runs/12/changes': null },
+      followFeeds<MessageChanges>({
+        url: `${fx.app.url}/poll`,
+        feeds: { '/channels/b-11/changes': null, '/channels/b-12/changes': null },
         wait: 10,
+        headers: auth('key-1'),
         fetch,
         signal,
         onChanges: (feed, body, info) => {
@@ -67,34 +72,37 @@ describe('followFeeds (batch) and must-refetch (409) against the fixture app', (
         (r) => JSON.parse(r.body!) as { feeds: Record<string, string | null>; wait: number },
       );
     expect(sent()[0]).toEqual({
-      feeds: { '/runs/11/changes': null, '/runs/12/changes': null },
+      feeds: { '/channels/b-11/changes': null, '/channels/b-12/changes': null },
       wait: 10,
     });
     const heads = sent()[1].feeds;
     expect(heads).toEqual({
-      '/runs/11/changes': await fx.head('/runs/11/changes'),
-      '/runs/12/changes': await fx.head('/runs/12/changes'),
+      '/channels/b-11/changes': await fx.head('/channels/b-11/changes'),
+      '/channels/b-12/changes': await fx.head('/channels/b-12/changes'),
     });
     expect(
       requests.every(
-        (r) => r.method === 'POST' && r.headers['Content-Type'] === 'application/json',
+        (r) =>
+          r.method === 'POST' &&
+          r.headers['Content-Type'] === 'application/json' &&
+          r.headers.Authorization === 'Bearer key-1',
       ),
     ).toBe(true);
 
     // The first answer started both feeds: their heads went to onChanges, routed per feed.
     expect(deliveries).toEqual([
-      { feed: '/runs/11/changes', ids: [], cursor: heads['/runs/11/changes'] },
-      { feed: '/runs/12/changes', ids: [], cursor: heads['/runs/12/changes'] },
+      { feed: '/channels/b-11/changes', ids: [], cursor: heads['/channels/b-11/changes'] },
+      { feed: '/channels/b-12/changes', ids: [], cursor: heads['/channels/b-12/changes'] },
     ]);
     deliveries.length = 0;
 
-    const a = await fx.insert(12);
+    const a = await fx.insert('b-12');
     await waitFor(() => deliveries.length === 1 && held() === 1);
-    const b = await fx.insert(11);
+    const b = await fx.insert('b-11');
     await waitFor(() => deliveries.length === 2 && held() === 1);
     expect(deliveries.map(({ feed, ids }) => ({ feed, ids }))).toEqual([
-      { feed: '/runs/12/changes', ids: [a] },
-      { feed: '/runs/11/changes', ids: [b] },
+      { feed: '/channels/b-12/changes', ids: [a] },
+      { feed: '/channels/b-11/changes', ids: [b] },
     ]);
     // Each batch carries every feed's latest cursor.
     expect(
@@ -102,42 +110,49 @@ describe('followFeeds (batch) and must-refetch (409) against the fixture app', (
         .slice(2)
         .map((s) => s.feeds),
     ).toEqual([
-      { ...heads, '/runs/12/changes': deliveries[0].cursor },
-      { '/runs/11/changes': deliveries[1].cursor, '/runs/12/changes': deliveries[0].cursor },
+      { ...heads, '/channels/b-12/changes': deliveries[0].cursor },
+      {
+        '/channels/b-11/changes': deliveries[1].cursor,
+        '/channels/b-12/changes': deliveries[0].cursor,
+      },
     ]);
   });
 
   it('after a restart on a new index generation: 409 → onResync, then follows from the new head', async () => {
-    const single = { resyncs: [] as string[], bodies: [] as ChangesBody[], errors: 0 };
+    const single = { resyncs: [] as string[], bodies: [] as MessageChanges[], errors: 0 };
     const batch = { resyncs: [] as [string, string][], deliveries: [] as Delivery[], errors: 0 };
     const backoff = { baseMs: 20, maxMs: 100 };
     const oldCursors = {
-      single: await fx.head('/runs/21/changes'),
-      a: await fx.head('/runs/22/changes'),
-      b: await fx.head('/runs/23/changes'),
+      single: await fx.head('/channels/r-21/changes'),
+      a: await fx.head('/channels/r-22/changes'),
+      b: await fx.head('/channels/r-23/changes'),
     };
     follow((signal) =>
-      followFeed<ChangesBody>({
-        url: `${proxy.url}/runs/21/changes`,
+      followFeed<MessageChanges>({
+        url: `${proxy.url}/channels/r-21/changes`,
         since: oldCursors.single,
         backoff,
+        headers: auth('key-1'),
         signal,
         onError: () => void single.errors++,
         onChanges: (body) => void single.bodies.push(body),
-        // Reload state from the list endpoint; follow from the head it read before its page.
+        // Reload the channel's page; follow from the head it read before its page query.
         onResync: async (cursor) => {
           single.resyncs.push(cursor);
-          const res = await fetch(`${proxy.url}/runs/21/items`);
+          const res = await fetch(`${proxy.url}/channels/r-21/messages`, {
+            headers: auth('key-1'),
+          });
           await res.json();
           return res.headers.get('poll-cursor')!;
         },
       }),
     );
     follow((signal) =>
-      followFeeds<ChangesBody>({
+      followFeeds<MessageChanges>({
         url: `${proxy.url}/poll`,
-        feeds: { '/runs/22/changes': oldCursors.a, '/runs/23/changes': oldCursors.b },
+        feeds: { '/channels/r-22/changes': oldCursors.a, '/channels/r-23/changes': oldCursors.b },
         backoff,
+        headers: auth('key-2'),
         signal,
         onError: () => void batch.errors++,
         onChanges: (feed, body, info) =>
@@ -151,12 +166,14 @@ describe('followFeeds (batch) and must-refetch (409) against the fixture app', (
     );
     await waitFor(() => held() === 2);
 
-    // Restart: the in-memory index is rebuilt under a new generation, so old cursors get 409s.
+    // Restart: a new example app on the same database rebuilds its in-memory index under a new
+    // generation, so the old cursors get 409s.
     await proxy.stop();
     await waitFor(() => held() === 0, { message: 'the server saw the clients go' });
-    await fx.items.close();
-    fx.items = await fx.startApp();
-    proxy.retarget(port(fx.items.url));
+    const first = fx.app;
+    await fx.stopApp(first);
+    fx.app = await fx.startApp();
+    proxy.retarget(port(fx.app.url));
     await proxy.resume();
 
     await waitFor(() => single.resyncs.length === 1 && batch.resyncs.length === 2 && held() === 2, {
@@ -165,23 +182,23 @@ describe('followFeeds (batch) and must-refetch (409) against the fixture app', (
     });
     expect(single.errors + batch.errors).toBeGreaterThan(0); // the restart was seen as errors first
     const newHeads = {
-      single: await fx.head('/runs/21/changes'),
-      a: await fx.head('/runs/22/changes'),
-      b: await fx.head('/runs/23/changes'),
+      single: await fx.head('/channels/r-21/changes'),
+      a: await fx.head('/channels/r-22/changes'),
+      b: await fx.head('/channels/r-23/changes'),
     };
     expect(generationOf(newHeads.single)).not.toBe(generationOf(oldCursors.single));
     expect(single.resyncs).toEqual([newHeads.single]);
     expect(batch.resyncs.sort()).toEqual([
-      ['/runs/22/changes', newHeads.a],
-      ['/runs/23/changes', newHeads.b],
+      ['/channels/r-22/changes', newHeads.a],
+      ['/channels/r-23/changes', newHeads.b],
     ]);
     expect(single.bodies).toEqual([]);
     expect(batch.deliveries).toEqual([]);
 
-    const x = await fx.insert(21);
-    const y = await fx.insert(23);
+    const x = await fx.insert('r-21');
+    const y = await fx.insert('r-23');
     await waitFor(() => single.bodies.length === 1 && batch.deliveries.length === 1);
     expect(single.bodies[0].changes.map((c) => c.id)).toEqual([x]);
-    expect(batch.deliveries[0]).toMatchObject({ feed: '/runs/23/changes', ids: [y] });
+    expect(batch.deliveries[0]).toMatchObject({ feed: '/channels/r-23/changes', ids: [y] });
   });
 });

@@ -1,22 +1,22 @@
-import { HeldRequests } from '../../src';
 import { followFeed, PollHttpError, PollTimeoutError, type RetryInfo } from '../../src/client';
+import type { ExampleApp } from '../../example/example-app';
 import { TcpProxy } from '../support/tcp-proxy';
 import { waitFor } from '../support/wait-for';
 import {
-  closeApp,
-  startClientFixture,
-  type ChangesBody,
-  type ClientFixture,
-} from './support/client-fixture';
+  auth,
+  startExampleFixture,
+  type ExampleFixture,
+  type MessageChanges,
+} from './support/example-fixture';
 import { recordingFetch, sinceOf } from './support/recording-fetch';
 
-describe('followFeed: long polling against the fixture app', () => {
-  let fx: ClientFixture;
+describe('followFeed: long polling against the example app (GET /channels/:channel/changes)', () => {
+  let fx: ExampleFixture;
   const stops: AbortController[] = [];
   const runs: Promise<void>[] = [];
 
   beforeAll(async () => {
-    fx = await startClientFixture();
+    fx = await startExampleFixture();
   });
 
   afterEach(async () => {
@@ -35,18 +35,19 @@ describe('followFeed: long polling against the fixture app', () => {
     return stop;
   }
 
-  const held = () => fx.items.app.get(HeldRequests).size;
+  const held = () => fx.held();
 
   it('delivers inserts in order, keeps the cursor and asks again at once after data', async () => {
-    const since = await fx.head('/runs/1/changes');
+    const since = await fx.head('/channels/lp-1/changes');
     const { fetch, requests } = recordingFetch();
     const received: { ids: string[]; cursor: string; at: number }[] = [];
     const stop = stopper();
     runs.push(
-      followFeed<ChangesBody>({
-        url: `${fx.items.url}/runs/1/changes`,
+      followFeed<MessageChanges>({
+        url: `${fx.app.url}/channels/lp-1/changes`,
         since,
         wait: 10,
+        headers: auth('key-1'),
         fetch,
         signal: stop.signal,
         onChanges: (body, info) => {
@@ -64,10 +65,10 @@ describe('followFeed: long polling against the fixture app', () => {
     const inserted: string[] = [];
     for (let i = 0; i < 3; i++) {
       await waitFor(() => held() === 1, { message: 'the client holds a long poll' });
-      inserted.push(await fx.insert(1, `row ${i}`));
+      inserted.push(await fx.insert('lp-1', `row ${i}`));
       await waitFor(() => received.flatMap((r) => r.ids).length === i + 1);
     }
-    inserted.push(await fx.insert(1, 'a'), await fx.insert(1, 'b'));
+    inserted.push(await fx.insert('lp-1', 'a'), await fx.insert('lp-1', 'b'));
     await waitFor(() => received.flatMap((r) => r.ids).length === inserted.length);
     await waitFor(() => held() === 1, { message: 'the client is held again after the data' });
 
@@ -78,6 +79,7 @@ describe('followFeed: long polling against the fixture app', () => {
     for (const request of requests) {
       expect(new URL(request.url).searchParams.get('wait')).toBe('10');
       expect(request.headers['If-None-Match']).toBeUndefined();
+      expect(request.headers.Authorization).toBe('Bearer key-1');
     }
     // Asked again at once after each answer with data.
     received.forEach((answer, i) => {
@@ -87,57 +89,65 @@ describe('followFeed: long polling against the fixture app', () => {
 
   it('without since, delivers the head answer first, then follows from its cursor', async () => {
     const { fetch, requests } = recordingFetch();
-    const bodies: { body: ChangesBody; cursor: string }[] = [];
+    const bodies: { body: MessageChanges; cursor: string }[] = [];
     const stop = stopper();
     runs.push(
-      followFeed<ChangesBody>({
-        url: `${fx.items.url}/runs/2/changes`,
+      followFeed<MessageChanges>({
+        url: `${fx.app.url}/channels/lp-2/changes`,
+        headers: auth('key-1'),
         fetch,
         signal: stop.signal,
         onChanges: (body, { cursor }) => void bodies.push({ body, cursor }),
       }),
     );
     await waitFor(() => requests.length === 2 && held() === 1);
-    const head = await fx.head('/runs/2/changes');
+    const head = await fx.head('/channels/lp-2/changes');
     expect(sinceOf(requests[0])).toBeNull();
-    expect(bodies).toEqual([
-      { body: expect.objectContaining({ changes: [], cursor: head }), cursor: head },
-    ]);
+    expect(bodies).toEqual([{ body: { changes: [], cursor: head }, cursor: head }]);
     expect(sinceOf(requests[1])).toBe(head);
-    const id = await fx.insert(2);
+    const id = await fx.insert('lp-2', 'after the head');
     await waitFor(() => bodies.length === 2);
-    expect(bodies[1].body.changes.map((c) => c.id)).toEqual([id]);
+    expect(bodies[1].body.changes).toEqual([
+      {
+        id,
+        op: 'upsert',
+        row: expect.objectContaining({
+          id,
+          channel: 'lp-2',
+          author: 'user1',
+          body: 'after the head',
+        }),
+      },
+    ]);
   });
 
   it('sends the headers option, evaluated for every request', async () => {
     let calls = 0;
     const { fetch, requests } = recordingFetch();
-    const bodies: unknown[] = [];
+    const bodies: MessageChanges[] = [];
     const stop = stopper();
-    const since = await fx.head('/runs/3/changes');
+    const since = await fx.head('/channels/lp-3/changes');
     runs.push(
-      followFeed({
-        // The fixture's guard answers 403 without `x-allow: yes`.
-        url: `${fx.items.url}/guarded/3/changes`,
+      followFeed<MessageChanges>({
+        // The example's guard wants a Bearer key: user1's, then user2's (any user reads a channel).
+        url: `${fx.app.url}/channels/lp-3/changes`,
         since,
-        headers: () => ({ 'x-allow': 'yes', Authorization: `Bearer token-${++calls}` }),
+        headers: () => auth(++calls % 2 === 1 ? 'key-1' : 'key-2'),
         fetch,
         signal: stop.signal,
         onChanges: (body) => void bodies.push(body),
       }),
     );
     await waitFor(() => held() === 1);
-    await fx.insert(3);
+    const id = await fx.insert('lp-3');
     await waitFor(() => bodies.length === 1 && held() === 1);
-    expect(requests.map((r) => r.headers.Authorization)).toEqual([
-      'Bearer token-1',
-      'Bearer token-2',
-    ]);
+    expect(bodies[0].changes.map((c) => c.id)).toEqual([id]);
+    expect(requests.map((r) => r.headers.Authorization)).toEqual(['Bearer key-1', 'Bearer key-2']);
     expect(requests.map((r) => r.status)).toEqual([200, 0]);
 
-    // Without the header the guard refuses: a 403 is final, the promise rejects.
+    // Without a key the guard refuses: a 401 is final, the promise rejects.
     const refused = followFeed({
-      url: `${fx.items.url}/guarded/3/changes`,
+      url: `${fx.app.url}/channels/lp-3/changes`,
       since,
       signal: stopper().signal,
       onChanges: () => undefined,
@@ -147,16 +157,17 @@ describe('followFeed: long polling against the fixture app', () => {
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(PollHttpError);
-    expect((error as PollHttpError).status).toBe(403);
-    expect((error as PollHttpError).body).toMatchObject({ statusCode: 403 });
+    expect((error as PollHttpError).status).toBe(401);
+    expect((error as PollHttpError).body).toMatchObject({ statusCode: 401 });
   });
 
   it('stops promptly on abort: the held request is aborted and the promise resolves', async () => {
     const stop = stopper();
     const run = followFeed({
-      url: `${fx.items.url}/runs/4/changes`,
-      since: await fx.head('/runs/4/changes'),
+      url: `${fx.app.url}/channels/lp-4/changes`,
+      since: await fx.head('/channels/lp-4/changes'),
       wait: 30,
+      headers: auth('key-1'),
       signal: stop.signal,
       onChanges: () => undefined,
     });
@@ -168,23 +179,29 @@ describe('followFeed: long polling against the fixture app', () => {
     await waitFor(() => held() === 0, { message: 'the server saw the aborted poll go' });
     // Already aborted: resolves without asking.
     const { fetch, requests } = recordingFetch();
-    await followFeed({ url: fx.items.url, signal: stop.signal, fetch, onChanges: () => undefined });
+    await followFeed({
+      url: `${fx.app.url}/channels/lp-4/changes`,
+      signal: stop.signal,
+      fetch,
+      onChanges: () => undefined,
+    });
     expect(requests).toHaveLength(0);
   });
 
   it('gives up on an answer that never comes (half-open connection) and asks again', async () => {
-    const proxy = await TcpProxy.start(Number(new URL(fx.items.url).port));
+    const proxy = await TcpProxy.start(Number(new URL(fx.app.url).port));
     try {
       const errors: { error: unknown; info: RetryInfo }[] = [];
-      const bodies: ChangesBody[] = [];
+      const bodies: MessageChanges[] = [];
       const stop = stopper();
       runs.push(
-        followFeed<ChangesBody>({
-          url: `http://127.0.0.1:${proxy.port}/runs/6/changes`,
-          since: await fx.head('/runs/6/changes'),
+        followFeed<MessageChanges>({
+          url: `http://127.0.0.1:${proxy.port}/channels/lp-6/changes`,
+          since: await fx.head('/channels/lp-6/changes'),
           wait: 0.5,
           timeoutMs: 300,
           backoff: { baseMs: 10, maxMs: 10 },
+          headers: auth('key-1'),
           signal: stop.signal,
           onError: (error, info) => void errors.push({ error, info }),
           onChanges: (body) => void bodies.push(body),
@@ -198,7 +215,7 @@ describe('followFeed: long polling against the fixture app', () => {
       expect(errors[0].error).toBeInstanceOf(PollTimeoutError);
       expect((errors[0].error as PollTimeoutError).timeoutMs).toBe(800);
       // The retry goes over a new connection.
-      const id = await fx.insert(6);
+      const id = await fx.insert('lp-6');
       await waitFor(() => bodies.length === 1);
       expect(bodies[0].changes.map((c) => c.id)).toEqual([id]);
     } finally {
@@ -209,26 +226,28 @@ describe('followFeed: long polling against the fixture app', () => {
   });
 
   it('waits for Retry-After on 429, then goes on', async () => {
-    // A second app on the same database that holds one request per client.
-    const limited = await fx.startApp({ http: { maxHeldPerClient: 1 } });
-    const original = fx.items;
-    fx.items = limited;
+    // A second example app on the same database that holds one request per client (API key user).
+    const limited = await fx.startApp({ POLL_MAX_HELD_PER_CLIENT: '1' });
+    const original: ExampleApp = fx.app;
+    fx.app = limited;
     try {
-      const since = await fx.head('/runs/5/changes');
+      const since = await fx.head('/channels/lp-5/changes');
       const blocker = new AbortController();
-      const blocking = fetch(`${limited.url}/runs/5/changes?since=${since}&wait=30`, {
+      const blocking = fetch(`${limited.url}/channels/lp-5/changes?since=${since}&wait=30`, {
+        headers: auth('key-1'),
         signal: blocker.signal,
       }).catch(() => null);
       await waitFor(() => held() === 1);
 
       const { fetch: recording, requests } = recordingFetch();
       const errors: { error: unknown; info: RetryInfo; at: number }[] = [];
-      const bodies: ChangesBody[] = [];
+      const bodies: MessageChanges[] = [];
       const stop = stopper();
       runs.push(
-        followFeed<ChangesBody>({
-          url: `${limited.url}/runs/5/changes`,
+        followFeed<MessageChanges>({
+          url: `${limited.url}/channels/lp-5/changes`,
           since,
+          headers: auth('key-1'), // the same user as the blocker
           fetch: recording,
           random: () => 0.5,
           signal: stop.signal,
@@ -247,15 +266,15 @@ describe('followFeed: long polling against the fixture app', () => {
       await blocking;
       await waitFor(() => requests.length === 2 && held() === 1, { timeoutMs: 3000 });
       expect(requests[1].at - requests[0].at).toBeGreaterThanOrEqual(1100);
-      const id = await fx.insert(5);
+      const id = await fx.insert('lp-5');
       await waitFor(() => bodies.length === 1);
       expect(bodies[0].changes.map((c) => c.id)).toEqual([id]);
       expect(errors).toHaveLength(1);
     } finally {
       for (const stop of stops.splice(0)) stop.abort();
       await Promise.allSettled(runs.splice(0));
-      await closeApp(limited);
-      fx.items = original;
+      fx.app = original;
+      await fx.stopApp(limited);
     }
   });
 });

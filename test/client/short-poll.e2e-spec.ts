@@ -1,20 +1,30 @@
+import { DataSource } from 'typeorm';
+import { Message } from '../../example/messages/message.entity';
 import { followFeed } from '../../src/client';
 import { waitFor } from '../support/wait-for';
-import { startClientFixture, type ChangesBody, type ClientFixture } from './support/client-fixture';
+import {
+  auth,
+  startExampleFixture,
+  type ExampleFixture,
+  type MessageChanges,
+} from './support/example-fixture';
 import { FakePage } from './support/fake-page';
 import { recordingFetch, sinceOf } from './support/recording-fetch';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe('followFeed: short polling and page visibility against the fixture app', () => {
-  let fx: ClientFixture;
+/**
+ * The example has no @Poll route: `mode: 'short'` against its @LongPoll channel feed sends wait=0
+ * and If-None-Match, which the server answers as a short poll (304 while unchanged).
+ */
+describe('followFeed: short polling and page visibility against the example app', () => {
+  let fx: ExampleFixture;
   let page: FakePage | null = null;
   const stops: AbortController[] = [];
   const runs: Promise<void>[] = [];
 
   beforeAll(async () => {
-    // Poll-Interval is always 1 s here.
-    fx = await startClientFixture({ http: { pollIntervalS: { min: 1, max: 1 } } });
+    fx = await startExampleFixture();
   });
 
   afterEach(async () => {
@@ -22,6 +32,7 @@ describe('followFeed: short polling and page visibility against the fixture app'
     await Promise.all(runs.splice(0));
     page?.remove();
     page = null;
+    jest.restoreAllMocks();
   });
 
   afterAll(async () => {
@@ -34,17 +45,32 @@ describe('followFeed: short polling and page visibility against the fixture app'
     runs.push(start(stop.signal));
   }
 
+  /** Inserts into `channel` and waits until its feed head moved (one change notice). */
+  async function insertAndSee(channel: string): Promise<void> {
+    const before = await fx.head(`/channels/${channel}/changes`);
+    await fx.insert(channel, 'warm-up');
+    await waitFor(async () => (await fx.head(`/channels/${channel}/changes`)) !== before);
+  }
+
   it('sends If-None-Match (304 while unchanged), waits Poll-Interval, and gets 200 once the feed moved', async () => {
-    const since = await fx.head('/runs/31/poll');
-    const handlerRuns = fx.items.runs.count;
+    // Two changes in quick succession: the feed's Poll-Interval hint drops to its minimum, 1 s
+    // (a quiet feed suggests the maximum, 30 s).
+    await insertAndSee('sp-1');
+    await insertAndSee('sp-1');
+    const since = await fx.head('/channels/sp-1/changes');
+    // The channel handler reads the messages repository: count its runs.
+    const repositories = jest.spyOn(fx.app.app.get(DataSource), 'getRepository');
+    const handlerRuns = () =>
+      repositories.mock.calls.filter(([target]) => target === Message).length;
     const { fetch, requests } = recordingFetch();
-    const bodies: { body: ChangesBody; cursor: string }[] = [];
+    const bodies: { body: MessageChanges; cursor: string }[] = [];
     follow((signal) =>
-      followFeed<ChangesBody>({
-        url: `${fx.items.url}/runs/31/poll`,
+      followFeed<MessageChanges>({
+        url: `${fx.app.url}/channels/sp-1/changes`,
         since,
         mode: 'short',
         shortPoll: { minMs: 100, maxMs: 10_000 },
+        headers: auth('key-1'),
         fetch,
         signal,
         onChanges: (body, { cursor }) => void bodies.push({ body, cursor }),
@@ -52,21 +78,25 @@ describe('followFeed: short polling and page visibility against the fixture app'
     );
     await waitFor(() => requests.length === 2 && requests[1].status !== 0, { timeoutMs: 3000 });
     expect(requests.map((r) => r.status)).toEqual([304, 304]);
-    expect(fx.items.runs.count).toBe(handlerRuns); // 304s never run the handler
+    expect(handlerRuns()).toBe(0); // 304s never run the handler
     for (const request of requests) {
       expect(sinceOf(request)).toBe(since);
       expect(new URL(request.url).searchParams.get('wait')).toBe('0');
       expect(request.headers['If-None-Match']).toBe(`"${since}"`);
     }
 
-    const id = await fx.insert(31);
+    const id = await fx.insert('sp-1', 'new');
     await waitFor(() => requests.length === 4 && requests[3].status !== 0, { timeoutMs: 4000 });
     expect(requests.map((r) => r.status)).toEqual([304, 304, 200, 304]);
+    expect(handlerRuns()).toBe(1);
     expect(bodies).toHaveLength(1);
-    expect(bodies[0].body.changes.map((c) => c.id)).toEqual([id]);
+    expect(bodies[0].body.changes).toEqual([
+      { id, op: 'upsert', row: expect.objectContaining({ id, channel: 'sp-1', body: 'new' }) },
+    ]);
     expect(sinceOf(requests[3])).toBe(bodies[0].cursor);
     expect(requests[3].headers['If-None-Match']).toBe(`"${bodies[0].cursor}"`);
     // Paced by the server's Poll-Interval (1 s), not by the client's 100 ms minimum.
+    expect(requests.map((r) => r.pollInterval)).toEqual(['1', '1', '1', '1']);
     for (let i = 1; i < requests.length; i++) {
       const gap = requests[i].at - requests[i - 1].at;
       expect(gap).toBeGreaterThanOrEqual(990);
@@ -76,15 +106,16 @@ describe('followFeed: short polling and page visibility against the fixture app'
 
   it('pauses while the page is hidden and asks at once on visible, focus and online', async () => {
     page = FakePage.install('hidden');
-    const since = await fx.head('/runs/32/poll');
+    const since = await fx.head('/channels/sp-2/changes');
     const { fetch, requests } = recordingFetch();
     follow((signal) =>
       followFeed({
-        url: `${fx.items.url}/runs/32/poll`,
+        url: `${fx.app.url}/channels/sp-2/changes`,
         since,
         mode: 'short',
-        // The 1 s hint is raised to 5 s: a request within a few ms is a wake-up, not the interval.
+        // A quiet feed's 30 s hint is cut to 10 s: a request within a few ms is a wake-up.
         shortPoll: { minMs: 5000, maxMs: 10_000 },
+        headers: auth('key-2'),
         fetch,
         signal,
         onChanges: () => undefined,
@@ -103,6 +134,7 @@ describe('followFeed: short polling and page visibility against the fixture app'
     };
     page.setVisibility('visible');
     await expectRequestSoon(1, 'visibilitychange → visible');
+    expect(requests[0].pollInterval).toBe('30');
     page.window.dispatch('focus');
     await expectRequestSoon(2, 'focus');
     page.window.dispatch('online');
@@ -125,10 +157,11 @@ describe('followFeed: short polling and page visibility against the fixture app'
     const { fetch, requests } = recordingFetch();
     follow((signal) =>
       followFeed({
-        url: `${fx.items.url}/runs/33/poll`,
+        url: `${fx.app.url}/channels/sp-3/changes`,
         since: null,
         mode: 'short',
         pauseWhenHidden: false,
+        headers: auth('key-1'),
         fetch,
         signal,
         onChanges: () => undefined,

@@ -8,6 +8,8 @@ export interface RecordedRequest {
   at: number;
   /** The answer's status, once it came (0 while in flight or when the request failed). */
   status: number;
+  /** The answer's Poll-Interval header (null while in flight or when it had none). */
+  pollInterval: string | null;
 }
 
 /**
@@ -23,10 +25,12 @@ export function recordingFetch(): { fetch: FetchLike; requests: RecordedRequest[
       body: init.body,
       at: Date.now(),
       status: 0,
+      pollInterval: null,
     };
     requests.push(entry);
     const res = await fetch(url, init);
     entry.status = res.status;
+    entry.pollInterval = res.headers.get('poll-interval');
     return res;
   };
   return { fetch: recording, requests };
