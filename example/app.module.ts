@@ -1,8 +1,9 @@
 import { Module, OnApplicationShutdown, type DynamicModule } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
+import { TerminusModule } from '@nestjs/terminus';
 import { DataSource } from 'typeorm';
-import { PollingModule } from '../src';
-import { ApiKeyGuard, type AuthedRequest } from './auth/api-key.guard';
+import { createMetricsController, PollingModule } from '../src';
+import { ApiKeyGuard, Public, type AuthedRequest } from './auth/api-key.guard';
 import { EXAMPLE_CONFIG, type ExampleConfig } from './config';
 import { dataSourceProvider } from './database.provider';
 import { HealthController } from './health.controller';
@@ -45,9 +46,20 @@ export class ExampleAppModule {
           },
           // The user id is the auth scope: users never share each other's responses.
           aggregator: { scope: (req) => (req as AuthedRequest).user?.id ?? null },
+          // Prometheus metrics, served below at /metrics without an API key (path: false: the
+          // example mounts the route itself to mark it public).
+          metrics: { enabled: true, path: false },
+          health: { horizonStallMs: config.healthHorizonStallMs },
         }),
+        TerminusModule.forRoot(), // a failed check logs one JSON line (errorLogStyle 'json')
       ],
-      controllers: [MessagesController, TasksController, PollController, HealthController],
+      controllers: [
+        MessagesController,
+        TasksController,
+        PollController,
+        HealthController,
+        createMetricsController('metrics', Public()),
+      ],
       providers: [
         { provide: EXAMPLE_CONFIG, useValue: config },
         dataSourceProvider,

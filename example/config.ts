@@ -11,6 +11,8 @@ export interface ExampleConfig {
   minPollIntervalMs: number;
   maxWaitS: number;
   taskDelayMs: number;
+  /** /health reports the reader degraded after changes are held back this long (ms). */
+  healthHorizonStallMs: number;
 }
 
 export const DEMO_API_KEYS = 'user1:key-1,user2:key-2';
@@ -67,6 +69,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
     minPollIntervalMs: int(env, 'POLL_MIN_INTERVAL_MS', 0),
     maxWaitS: int(env, 'POLL_MAX_WAIT_S', 55, 1),
     taskDelayMs: int(env, 'TASK_DELAY_MS', 1000),
+    healthHorizonStallMs: int(env, 'HEALTH_HORIZON_STALL_MS', 60_000, 1),
   };
 }
 

@@ -7,6 +7,7 @@ import { ChangeReader, installJsonHttpErrors } from '../src';
 import { ExampleAppModule } from './app.module';
 import { embeddedPostgresPort, loadConfig, usesEmbeddedPostgres } from './config';
 import type { EmbeddedPostgres } from './embedded-postgres';
+import { setupOpenApi } from './openapi';
 
 export interface ExampleApp {
   app: NestExpressApplication;
@@ -110,6 +111,7 @@ export async function startExampleApp(
       const root = repositoryRoot();
       app.useStaticAssets(join(root, 'example', 'public'));
       app.useStaticAssets(join(root, 'dist', 'client-esm'), { prefix: '/sdk/' });
+      setupOpenApi(app); // /docs and /docs-json
       await app.listen(config.port, env.HOST ?? '0.0.0.0');
       installJsonHttpErrors(app);
       await app.get(ChangeReader).whenLive();

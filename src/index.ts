@@ -42,7 +42,24 @@ export type { HttpPollingOptions } from './polling-options.interface';
 export { BatchPoll, type BatchPollOptions } from './http-polling/batch/batch-poll.decorator';
 export type { BatchFeedAnswer } from './http-polling/batch/batch-poll.interceptor';
 export { installJsonHttpErrors } from './http-polling/json-http-errors';
+export { LiveStream } from './http-polling/sse/live-stream.decorator';
+export type { LiveStreamOptions } from './http-polling/sse/live-stream.metadata';
+export { LiveStreamGate } from './http-polling/sse/live-stream.gate';
+export { LiveStreamInterceptor } from './http-polling/sse/live-stream.interceptor';
 export { ResponseAggregator } from './aggregation/response-aggregator.service';
+export {
+  PollingMetrics,
+  type PollKind,
+  type RejectReason,
+} from './metrics/polling-metrics.service';
+export { createMetricsController } from './metrics/metrics.controller';
+export type { HealthOptions, MetricsOptions, MetricsRegistry } from './polling-options.interface';
+export {
+  PollingHealthIndicator,
+  type PollingHealthResult,
+  type ReaderHealthOptions,
+} from './health/polling-health.indicator';
+export type { WakeReason } from './http-polling/held-requests.service';
 export type { AggregatorOptions } from './polling-options.interface';
 export { CursorPaginator } from './pagination/cursor-paginator';
 export type {

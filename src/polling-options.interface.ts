@@ -88,6 +88,43 @@ export interface AggregatorOptions {
   maxEntries?: number;
 }
 
+/**
+ * A prom-client `Registry`, described by the members the module uses, so the library's types do
+ * not need prom-client installed.
+ */
+export interface MetricsRegistry {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+  getSingleMetric(name: string): unknown;
+  removeSingleMetric(name: string): void;
+}
+
+export interface MetricsOptions {
+  /** Collect Prometheus metrics (needs the optional peer `prom-client`). Default false. */
+  enabled?: boolean;
+  /**
+   * Route that serves them, mounted by `PollingModule.forRoot` (with `forRootAsync`, or to add
+   * guards, mount `createMetricsController()` yourself and set false). Default `/metrics`.
+   */
+  path?: string | false;
+  /** Registry to register the metrics in. Default: a registry of the module's own. */
+  registry?: MetricsRegistry;
+  /** Prefix of every metric name. Default `polling_`. */
+  prefix?: string;
+  /** Buckets of the commit-to-delivery histogram, in seconds. */
+  delayBuckets?: number[];
+}
+
+export interface HealthOptions {
+  /**
+   * The reader check reports `degraded` (status down) once changes have been held back behind an
+   * open transaction (the commit horizon stuck) for longer than this, in ms. Default 60000.
+   */
+  horizonStallMs?: number;
+  /** Time limit of the Redis PING and the Postgres query of the health checks, in ms. Default 2000. */
+  timeoutMs?: number;
+}
+
 export interface PollingModuleOptions {
   postgres: PostgresConnection;
   /** Absent: an in-memory change index (one instance only). */
@@ -107,4 +144,8 @@ export interface PollingModuleOptions {
   reader?: ReaderTuning;
   http?: HttpPollingOptions;
   aggregator?: AggregatorOptions;
+  /** Prometheus metrics; off by default. */
+  metrics?: MetricsOptions;
+  /** Thresholds of PollingHealthIndicator. */
+  health?: HealthOptions;
 }

@@ -1,4 +1,4 @@
-import { Module } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { ChangeBus } from './change-bus/change-bus.service';
 import { RedisBusRelay } from './change-bus/redis-bus-relay';
@@ -18,10 +18,20 @@ import { PollingInterceptor } from './http-polling/polling.interceptor';
 import { BatchPollInterceptor } from './http-polling/batch/batch-poll.interceptor';
 import { InternalDispatch } from './http-polling/batch/internal-dispatch.service';
 import { ResponseAggregator } from './aggregation/response-aggregator.service';
+import { LiveStreamGate } from './http-polling/sse/live-stream.gate';
+import { LiveStreamInterceptor } from './http-polling/sse/live-stream.interceptor';
+import { LiveStreamRoutesExplorer } from './http-polling/sse/live-stream-routes.explorer';
+import { PollingHealthIndicator } from './health/polling-health.indicator';
+import { createMetricsController } from './metrics/metrics.controller';
+import { PollingMetrics } from './metrics/polling-metrics.service';
 import { PollingConnections } from './polling-connections';
-import { ConfigurablePollingModule, POLLING_MODULE_OPTIONS } from './polling.module-definition';
+import {
+  ConfigurablePollingModule,
+  POLLING_MODULE_OPTIONS,
+  POLLING_OPTIONS_TYPE,
+} from './polling.module-definition';
 import { POLLING_REDIS, POLLING_RESOLVED_OPTIONS } from './polling.tokens';
-import { resolveOptions, type ResolvedOptions } from './resolve-options';
+import { resolveMetrics, resolveOptions, type ResolvedOptions } from './resolve-options';
 
 @Module({
   imports: [DiscoveryModule],
@@ -66,6 +76,11 @@ import { resolveOptions, type ResolvedOptions } from './resolve-options';
     InternalDispatch,
     BatchPollInterceptor,
     ResponseAggregator,
+    PollingMetrics,
+    PollingHealthIndicator,
+    LiveStreamGate,
+    LiveStreamInterceptor,
+    LiveStreamRoutesExplorer,
   ],
   exports: [
     ChangeReader,
@@ -83,6 +98,21 @@ import { resolveOptions, type ResolvedOptions } from './resolve-options';
     InternalDispatch,
     BatchPollInterceptor,
     ResponseAggregator,
+    PollingMetrics,
+    PollingHealthIndicator,
+    LiveStreamGate,
+    LiveStreamInterceptor,
   ],
 })
-export class PollingModule extends ConfigurablePollingModule {}
+export class PollingModule extends ConfigurablePollingModule {
+  /** As generated, plus the metrics route when `metrics.enabled` (and `metrics.path` not false). */
+  static forRoot(options: typeof POLLING_OPTIONS_TYPE): DynamicModule {
+    const definition = super.forRoot(options);
+    const metrics = resolveMetrics(options);
+    if (!metrics.enabled || metrics.path === false) return definition;
+    return {
+      ...definition,
+      controllers: [...(definition.controllers ?? []), createMetricsController(metrics.path)],
+    };
+  }
+}

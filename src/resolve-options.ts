@@ -8,7 +8,9 @@ import {
 import { assertSchemaName } from './change-capture/schema/schema-name';
 import type {
   AggregatorOptions,
+  HealthOptions,
   HttpPollingOptions,
+  MetricsOptions,
   PollingModuleOptions,
   PostgresConnection,
   ReaderTuning,
@@ -33,6 +35,8 @@ export interface ResolvedOptions {
   reader: Required<ReaderTuning>;
   http: ResolvedHttpOptions;
   aggregator: Required<Omit<AggregatorOptions, 'scope'>> & Pick<AggregatorOptions, 'scope'>;
+  metrics: Required<Omit<MetricsOptions, 'registry'>> & Pick<MetricsOptions, 'registry'>;
+  health: Required<HealthOptions>;
 }
 
 export type ResolvedHttpOptions = Required<Omit<HttpPollingOptions, 'clientKey'>> &
@@ -151,6 +155,49 @@ function resolveAggregator(options: PollingModuleOptions): ResolvedOptions['aggr
   };
 }
 
+const DEFAULT_DELAY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const METRIC_PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]{0,100}$|^$/;
+
+export function resolveMetrics(options: PollingModuleOptions): ResolvedOptions['metrics'] {
+  const m = options.metrics ?? {};
+  const path = m.path ?? '/metrics';
+  if (path !== false && (typeof path !== 'string' || !/^\/?[A-Za-z0-9._~/-]+$/.test(path))) {
+    throw new PollingConfigError(
+      `metrics.path must be a plain route path or false, got ${String(path)}`,
+    );
+  }
+  const prefix = m.prefix ?? 'polling_';
+  if (typeof prefix !== 'string' || !METRIC_PREFIX.test(prefix)) {
+    throw new PollingConfigError(`metrics.prefix "${String(prefix)}" is not a metric name prefix`);
+  }
+  const buckets = m.delayBuckets ?? DEFAULT_DELAY_BUCKETS;
+  if (
+    !Array.isArray(buckets) ||
+    buckets.length === 0 ||
+    buckets.some((b, i) => !(Number.isFinite(b) && b > 0 && (i === 0 || b > buckets[i - 1])))
+  ) {
+    throw new PollingConfigError('metrics.delayBuckets must be increasing positive seconds');
+  }
+  if (m.registry !== undefined && typeof m.registry?.metrics !== 'function') {
+    throw new PollingConfigError('metrics.registry must be a prom-client Registry');
+  }
+  return {
+    enabled: m.enabled ?? false,
+    path,
+    registry: m.registry,
+    prefix,
+    delayBuckets: [...buckets],
+  };
+}
+
+function resolveHealth(options: PollingModuleOptions): ResolvedOptions['health'] {
+  const h = options.health ?? {};
+  return {
+    horizonStallMs: positiveInt(h.horizonStallMs ?? 60_000, 'health.horizonStallMs', 86_400_000),
+    timeoutMs: positiveInt(h.timeoutMs ?? 2000, 'health.timeoutMs', 60_000),
+  };
+}
+
 /** Validates options once, at module creation, so a bad setting fails the app's start. */
 export function resolveOptions(options: PollingModuleOptions): ResolvedOptions {
   if (!options || !options.postgres)
@@ -183,5 +230,7 @@ export function resolveOptions(options: PollingModuleOptions): ResolvedOptions {
     },
     http: resolveHttp(options),
     aggregator: resolveAggregator(options),
+    metrics: resolveMetrics(options),
+    health: resolveHealth(options),
   };
 }

@@ -14,11 +14,19 @@ const PUBLIC = 'example:public';
 /** No API key needed (health, the demo page). */
 export const Public = () => SetMetadata(PUBLIC, true);
 
+const KEY_IN_QUERY = 'example:key-in-query';
+/**
+ * Also accept the key as `?key=` (only where needed: a browser's EventSource cannot send an
+ * Authorization header). A key in a URL ends up in access logs and browser history: a demo
+ * shortcut; use a cookie session or a short-lived stream token in a real app.
+ */
+export const KeyInQuery = () => SetMetadata(KEY_IN_QUERY, true);
+
 export interface AuthedRequest extends Request {
   user: { id: string };
 }
 
-/** `Authorization: Bearer <key>` → `req.user`; keys come from API_KEYS. */
+/** `Authorization: Bearer <key>` (or `?key=` on @KeyInQuery routes) → `req.user`; keys from API_KEYS. */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
   constructor(
@@ -34,9 +42,16 @@ export class ApiKeyGuard implements CanActivate {
     if (isPublic) return true;
     const req = context.switchToHttp().getRequest<AuthedRequest>();
     const match = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
-    const user = match ? this.config.apiKeys.get(match[1]) : undefined;
+    const key = match ? match[1] : this.queryKey(context, req);
+    const user = key ? this.config.apiKeys.get(key) : undefined;
     if (!user) throw new UnauthorizedException('send Authorization: Bearer <api key>');
     req.user = { id: user };
     return true;
+  }
+
+  private queryKey(context: ExecutionContext, req: Request): string | undefined {
+    if (!this.reflector.get<boolean>(KEY_IN_QUERY, context.getHandler())) return undefined;
+    const key = req.query.key;
+    return typeof key === 'string' ? key : undefined;
   }
 }

@@ -12,10 +12,18 @@ import {
   Post,
   Query,
   Req,
+  Sse,
 } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { CursorPaginator, FeedSnapshot, LongPoll, PollContext, loadFeedChanges } from '../../src';
-import type { AuthedRequest } from '../auth/api-key.guard';
+import {
+  CursorPaginator,
+  FeedSnapshot,
+  LiveStream,
+  LongPoll,
+  PollContext,
+  loadFeedChanges,
+} from '../../src';
+import { KeyInQuery, type AuthedRequest } from '../auth/api-key.guard';
 import { channelOf, idOf, messageBodyOf } from './message-input';
 import { Message } from './message.entity';
 
@@ -47,6 +55,14 @@ export class MessagesController {
   @Get('channels/:channel/changes')
   @LongPoll({ feed: 'messages', partition: (req) => channelOf(req.params.channel) })
   async changes(@PollContext() poll: PollContext) {
+    return { changes: await loadFeedChanges(this.messages, poll.changedIds), cursor: poll.cursor };
+  }
+
+  /** The same feed as Server-Sent Events; `?key=` because a browser EventSource sends no headers. */
+  @Sse('channels/:channel/stream')
+  @KeyInQuery()
+  @LiveStream({ feed: 'messages', partition: (req) => channelOf(req.params.channel) })
+  async stream(@PollContext() poll: PollContext) {
     return { changes: await loadFeedChanges(this.messages, poll.changedIds), cursor: poll.cursor };
   }
 

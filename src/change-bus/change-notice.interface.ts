@@ -7,6 +7,12 @@ export type ChangeNotice =
       position: number;
       /** Feeds that received at least one change in the batch. */
       feeds: string[];
+      /**
+       * Commit time of the newest change in the batch (epoch ms, the reading instance's clock):
+       * the commit timestamp when the server tracks them (`track_commit_timestamp`), else the
+       * writing transaction's start (`changed_at`). Optional: older instances do not send it.
+       */
+      committedAt?: number;
     }
   | {
       /** Every local waiter must re-check its cursor (pub/sub gap, new generation, shutdown). */

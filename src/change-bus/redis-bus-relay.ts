@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
+import { ThrottledWarning } from '../logging/throttled-warning';
 import type { ChangeBus, BusRelay } from './change-bus.service';
 import type { ChangeNotice } from './change-notice.interface';
 
@@ -14,6 +15,9 @@ interface Envelope {
  */
 export class RedisBusRelay implements BusRelay {
   private readonly logger = new Logger('RedisBusRelay');
+  // While Redis is away these fire per reconnect attempt and per change batch: one line per 10 s.
+  private readonly subscriberWarning = new ThrottledWarning(this.logger);
+  private readonly publishWarning = new ThrottledWarning(this.logger);
   private subscriber: Redis | null = null;
 
   constructor(
@@ -25,7 +29,9 @@ export class RedisBusRelay implements BusRelay {
   async start(): Promise<void> {
     const subscriber = this.publisher.duplicate();
     this.subscriber = subscriber;
-    subscriber.on('error', (error: Error) => this.logger.warn(`subscriber: ${error.message}`));
+    subscriber.on('error', (error: Error) =>
+      this.subscriberWarning.warn(`subscriber: ${error.message}`),
+    );
     subscriber.on('message', (_channel: string, message: string) => this.receive(message));
     let connectedOnce = false;
     subscriber.on('ready', () => {
@@ -45,7 +51,7 @@ export class RedisBusRelay implements BusRelay {
     const envelope: Envelope = { from: this.bus.instanceId, notice };
     this.publisher
       .publish(this.channel, JSON.stringify(envelope))
-      .catch((error: Error) => this.logger.warn(`publish failed: ${error.message}`));
+      .catch((error: Error) => this.publishWarning.warn(`publish failed: ${error.message}`));
   }
 
   async close(): Promise<void> {

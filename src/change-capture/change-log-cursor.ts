@@ -11,4 +11,6 @@ export interface ChangeLogRow {
   id: string;
   feed: string;
   resourceId: string;
+  /** When the change committed, in this process's clock (epoch ms); see ChangeLogQueries.read. */
+  committedAt?: number;
 }

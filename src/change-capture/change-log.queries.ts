@@ -20,31 +20,63 @@ export interface ReaderStateRow {
 export class ChangeLogQueries {
   private readonly s: string;
   private readonly readSql: string;
+  private readonly readSqlCommitTs: string;
 
   constructor(schema: string) {
     this.s = `"${assertSchemaName(schema)}"`;
     // One statement, one snapshot: the horizon and the rows come from the same snapshot, so a row
     // below the horizon that is not returned can never appear later (DESIGN.md §2).
-    this.readSql = `
-      SELECT h.horizon::text AS horizon, c.xid::text AS xid, c.id::text AS id, c.feed, c.resource_id
+    // age_ms (for the delivery-delay metric) is measured on the server's own clock, so the app's
+    // clock need not agree with it; it is computed only for the returned rows.
+    const read = (committed: string) => `
+      SELECT h.horizon::text AS horizon, c.xid::text AS xid, c.id::text AS id, c.feed, c.resource_id,
+        (extract(epoch FROM clock_timestamp() - ${committed}) * 1000)::float8 AS age_ms
       FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) h
       LEFT JOIN LATERAL (
-        SELECT xid, id, feed, resource_id FROM ${this.s}.polling_changes
+        SELECT xid, id, feed, resource_id, changed_at FROM ${this.s}.polling_changes
         WHERE (xid, id) > ($1::text::xid8, $2::bigint) AND xid < h.horizon
         ORDER BY xid, id
         LIMIT $3
       ) c ON true`;
+    this.readSql = read('c.changed_at');
+    this.readSqlCommitTs = read('coalesce(pg_xact_commit_timestamp(xid(c.xid)), c.changed_at)');
   }
 
-  async read(client: Client, after: ChangeLogCursor, limit: number): Promise<ReadResult> {
-    const { rows } = await client.query(this.readSql, [after.xid, after.id, limit]);
+  /**
+   * Reads the next committed changes. `commitTimestamps`: the server tracks commit timestamps
+   * (track_commit_timestamp = on), so a change's commit time is known exactly; otherwise its
+   * writing transaction's start (`changed_at`) stands in for it.
+   */
+  async read(
+    client: Client,
+    after: ChangeLogCursor,
+    limit: number,
+    commitTimestamps = false,
+  ): Promise<ReadResult> {
+    const sql = commitTimestamps ? this.readSqlCommitTs : this.readSql;
+    const { rows } = await client.query(sql, [after.xid, after.id, limit]);
+    const readAt = Date.now();
     const horizon = BigInt(rows[0].horizon);
     const changes: ChangeLogRow[] = [];
     for (const r of rows) {
       if (r.xid !== null)
-        changes.push({ xid: r.xid, id: r.id, feed: r.feed, resourceId: r.resource_id });
+        changes.push({
+          xid: r.xid,
+          id: r.id,
+          feed: r.feed,
+          resourceId: r.resource_id,
+          committedAt: readAt - Math.max(0, r.age_ms),
+        });
     }
     return { horizon, rows: changes };
+  }
+
+  /** Whether the server records commit timestamps (a server setting; needs a restart to change). */
+  async tracksCommitTimestamps(client: Client): Promise<boolean> {
+    const { rows } = await client.query(
+      "SELECT current_setting('track_commit_timestamp') = 'on' AS on",
+    );
+    return rows[0].on === true;
   }
 
   /**

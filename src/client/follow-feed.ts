@@ -7,6 +7,7 @@ import {
   withQuery,
   type PollResponse,
 } from './http.js';
+import { followStream, type SseOptions } from './follow-stream.js';
 import { failureOf, loopSettings } from './loop.js';
 import {
   intervalBounds,
@@ -23,6 +24,8 @@ export interface ChangesInfo {
   cursor: string;
   /** The answer's HTTP status (200). */
   status: number;
+  /** How these changes came: over the event stream, or a long or short poll. */
+  transport: 'sse' | 'long' | 'short';
 }
 
 /** Options of {@link followFeed}. */
@@ -43,8 +46,20 @@ export interface FollowFeedOptions<TBody = unknown> extends CommonFollowOptions 
    * `long` (default): hold a request open (`wait`), ask again at once after every answer.
    * `short`: ask with `wait=0` and `If-None-Match` (unchanged → 304), then wait an interval:
    * the server's `Poll-Interval`, else adapted within `shortPoll`.
+   * `sse`: follow `streamUrl` as Server-Sent Events; long polling `url` is the fallback.
    */
-  mode?: 'long' | 'short';
+  mode?: 'long' | 'short' | 'sse';
+  /**
+   * `mode: 'sse'`: the feed's @LiveStream route, e.g. `/channels/general/stream`. Followed with
+   * fetch (Authorization and other headers work), resumed with `Last-Event-ID`. When SSE does not
+   * work on the way to it (a proxy that buffers, a route that is no event stream, repeated
+   * failures) the client falls back to long polling `url` from the last cursor.
+   */
+  streamUrl?: string;
+  /** Settings of `mode: 'sse'`; see {@link SseOptions}. */
+  sse?: SseOptions;
+  /** `mode: 'sse'`: called once when the client gives up on SSE and long-polls `url` instead. */
+  onFallback?(reason: Error): void;
   /** Interval bounds of the short mode (and of the pause after an unchanged 200 in long mode). */
   shortPoll?: ShortPollOptions;
   /**
@@ -75,13 +90,25 @@ export async function followFeed<TBody = unknown>(
 ): Promise<void> {
   const loop = loopSettings(options);
   const { signal, retrier } = loop;
-  const mode = options.mode ?? 'long';
-  if (mode !== 'long' && mode !== 'short') throw new TypeError("mode must be 'long' or 'short'");
+  const chosen = options.mode ?? 'long';
+  if (chosen !== 'long' && chosen !== 'short' && chosen !== 'sse') {
+    throw new TypeError("mode must be 'long', 'short' or 'sse'");
+  }
   if (typeof options.url !== 'string' || options.url.length === 0) {
     throw new TypeError('url is required');
   }
+  if (chosen === 'sse' && (typeof options.streamUrl !== 'string' || !options.streamUrl)) {
+    throw new TypeError("streamUrl is required for mode 'sse'");
+  }
   const bounds = intervalBounds(options.shortPoll);
   let cursor: string | null = options.since ?? null;
+  let mode: 'long' | 'short' = chosen === 'short' ? 'short' : 'long';
+  if (chosen === 'sse') {
+    const streamed = await followStream(options, loop, cursor);
+    if (streamed.kind === 'stopped') return;
+    cursor = streamed.cursor;
+    mode = 'long';
+  }
   let etag: string | null = cursor === null ? null : etagOf(cursor);
   let intervalMs = bounds.minMs;
 
@@ -124,7 +151,7 @@ export async function followFeed<TBody = unknown>(
         continue;
       }
       retrier.reset();
-      await options.onChanges(res.body as TBody, { cursor: next, status });
+      await options.onChanges(res.body as TBody, { cursor: next, status, transport: mode });
       cursor = next;
       etag = res.headers.get('etag') ?? etagOf(next);
       const moved = next !== sent;

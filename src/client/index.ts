@@ -4,6 +4,8 @@
  */
 export { followFeed, type ChangesInfo, type FollowFeedOptions } from './follow-feed.js';
 export { followFeeds, type FeedChangesInfo, type FollowFeedsOptions } from './follow-feeds.js';
+export type { SseOptions } from './follow-stream.js';
+export { SseParser, type SseEvent, type SseHandlers } from './sse-parser.js';
 export { PollHttpError, PollTimeoutError } from './errors.js';
 export { backoffDelay, parseRetryAfter } from './backoff.js';
 export type { ShortPollOptions } from './short-poll.js';
@@ -15,4 +17,5 @@ export type {
   FetchResponse,
   HeadersOption,
   RetryInfo,
+  StreamBody,
 } from './types.js';

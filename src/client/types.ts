@@ -10,6 +10,16 @@ export interface FetchResponse {
   readonly status: number;
   readonly headers: { get(name: string): string | null };
   text(): Promise<string>;
+  /** The body as a stream (a fetch `ReadableStream`); only `mode: 'sse'` reads it. */
+  readonly body?: StreamBody | null;
+}
+
+/** The part of a fetch body stream (`ReadableStream<Uint8Array>`) the SSE transport reads. */
+export interface StreamBody {
+  getReader(): {
+    read(): Promise<{ done: boolean; value?: Uint8Array }>;
+    cancel(reason?: unknown): Promise<void>;
+  };
 }
 
 /** The request the client hands to `fetch`. */

@@ -11,6 +11,8 @@ import {
   type ChangeIndex,
   type FeedChanges,
 } from '../change-index/change-index.interface';
+import { ThrottledWarning } from '../logging/throttled-warning';
+import { PollingMetrics } from '../metrics/polling-metrics.service';
 import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
 import { FeedCursorCodec, type FeedCursor } from './feed-cursor';
@@ -30,6 +32,8 @@ export type FeedCheck =
 @Injectable()
 export class FeedChecker {
   private readonly logger = new Logger('FeedChecker');
+  /** Fires per request while the index is down: at most one line per 10 s. */
+  private readonly indexWarning = new ThrottledWarning(this.logger);
   private readonly partitioned: Map<string, boolean>;
   private readonly reading = new Map<string, Promise<FeedChanges>>();
 
@@ -37,6 +41,7 @@ export class FeedChecker {
     @Inject(CHANGE_INDEX) private readonly index: ChangeIndex,
     private readonly codec: FeedCursorCodec,
     @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly metrics: PollingMetrics,
   ) {
     this.partitioned = new Map(options.tables.map((t) => [t.feed, t.partition !== null]));
   }
@@ -101,12 +106,13 @@ export class FeedChecker {
       return await read();
     } catch (error) {
       if (error instanceof HttpException) throw error;
-      this.logger.warn(`change index unavailable: ${(error as Error).message}`);
+      this.indexWarning.warn(`change index unavailable: ${(error as Error).message}`);
       this.unavailable(res);
     }
   }
 
   unavailable(res: Response): never {
+    this.metrics.rejected('index_unavailable');
     res.setHeader('Retry-After', String(this.options.http.retryAfterS));
     throw new ServiceUnavailableException('the change index is not available; retry later');
   }

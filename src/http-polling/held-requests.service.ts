@@ -23,6 +23,11 @@ export class HeldRequest {
   private latched: WakeReason | null = null;
   private resolveWait: ((reason: WakeReason) => void) | null = null;
   released = false;
+  /**
+   * When the change that woke this request was committed (epoch ms, from the bus notice), if the
+   * notice said; the first such wake counts. For the commit-to-delivery metric.
+   */
+  committedAt: number | undefined;
 
   constructor(
     /** One feed for a single poll, several for a batch poll. */
@@ -31,7 +36,11 @@ export class HeldRequest {
     private readonly onRelease: (held: HeldRequest) => void,
   ) {}
 
-  wake(reason: WakeReason): void {
+  wake(reason: WakeReason, committedAt?: number): void {
+    const takes = this.resolveWait !== null || this.latched === null;
+    if (reason === 'change' && takes && this.committedAt === undefined) {
+      this.committedAt = committedAt;
+    }
     if (this.resolveWait) this.resolveWait(reason);
     else if (this.latched === null || reason === 'shutdown') this.latched = reason;
   }
@@ -44,6 +53,7 @@ export class HeldRequest {
       return Promise.resolve(reason);
     }
     if (res.destroyed || res.writableEnded) return Promise.resolve('closed');
+    this.committedAt = undefined;
     return new Promise<WakeReason>((resolve) => {
       const finish = (reason: WakeReason) => {
         clearTimeout(timer);
@@ -107,6 +117,11 @@ export class HeldRequests implements OnModuleInit, OnModuleDestroy, BeforeApplic
     return this.byFeed.size;
   }
 
+  /** Held requests per feed (full feed names); a batch poll counts under each of its feeds. */
+  countsByFeed(): Map<string, number> {
+    return new Map([...this.byFeed].map(([feed, waiters]) => [feed, waiters.size]));
+  }
+
   heldBy(clientKey: string): number {
     return this.perClient.get(clientKey) ?? 0;
   }
@@ -142,7 +157,7 @@ export class HeldRequests implements OnModuleInit, OnModuleDestroy, BeforeApplic
     }
     for (const feed of notice.feeds) {
       const waiters = this.byFeed.get(feed);
-      if (waiters) for (const held of waiters) held.wake('change');
+      if (waiters) for (const held of waiters) held.wake('change', notice.committedAt);
     }
   }
 

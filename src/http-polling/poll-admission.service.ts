@@ -1,5 +1,6 @@
 import { HttpException, HttpStatus, Inject, Injectable } from '@nestjs/common';
 import type { Request, Response } from 'express';
+import { PollingMetrics, type RejectReason } from '../metrics/polling-metrics.service';
 import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
 import { InternalDispatch } from './batch/internal-dispatch.service';
@@ -22,6 +23,7 @@ export class PollAdmission {
     @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
     private readonly held: HeldRequests,
     private readonly internal: InternalDispatch,
+    private readonly metrics: PollingMetrics,
   ) {}
 
   clientKey(request: Request): string {
@@ -40,6 +42,7 @@ export class PollAdmission {
         HttpStatus.SERVICE_UNAVAILABLE,
         http.retryAfterS,
         'the server is shutting down',
+        'shutting_down',
       );
     }
     if (http.minPollIntervalMs > 0) {
@@ -47,7 +50,13 @@ export class PollAdmission {
       const last = this.lastPoll.get(clientKey);
       if (last !== undefined && now - last < http.minPollIntervalMs) {
         const waitS = Math.ceil((http.minPollIntervalMs - (now - last)) / 1000);
-        this.reject(res, HttpStatus.TOO_MANY_REQUESTS, waitS, 'polling too often for this client');
+        this.reject(
+          res,
+          HttpStatus.TOO_MANY_REQUESTS,
+          waitS,
+          'polling too often for this client',
+          'poll_interval',
+        );
       }
       this.lastPoll.delete(clientKey); // re-insert: Map order doubles as least-recently-seen order
       this.lastPoll.set(clientKey, now);
@@ -57,14 +66,33 @@ export class PollAdmission {
     }
     if (!willHold) return;
     if (this.held.size >= http.maxHeld) {
-      this.reject(res, HttpStatus.SERVICE_UNAVAILABLE, 1, 'too many held requests on this server');
+      this.reject(
+        res,
+        HttpStatus.SERVICE_UNAVAILABLE,
+        1,
+        'too many held requests on this server',
+        'held_limit',
+      );
     }
     if (this.held.heldBy(clientKey) >= http.maxHeldPerClient) {
-      this.reject(res, HttpStatus.TOO_MANY_REQUESTS, 1, 'too many held requests for this client');
+      this.reject(
+        res,
+        HttpStatus.TOO_MANY_REQUESTS,
+        1,
+        'too many held requests for this client',
+        'client_held_limit',
+      );
     }
   }
 
-  private reject(res: Response, status: HttpStatus, retryAfterS: number, message: string): never {
+  private reject(
+    res: Response,
+    status: HttpStatus,
+    retryAfterS: number,
+    message: string,
+    reason: RejectReason,
+  ): never {
+    this.metrics.rejected(reason);
     res.setHeader('Retry-After', String(Math.max(1, retryAfterS)));
     throw new HttpException(message, status);
   }

@@ -1,5 +1,6 @@
 import { applyDecorators, SetMetadata, UseInterceptors } from '@nestjs/common';
 import { POLL_ROUTE_METADATA } from './poll.constants';
+import { pollRouteOpenApi } from './poll-openapi';
 import type { PollRouteMetadata, PollRouteOptions } from './poll-route-options.interface';
 import { PollingInterceptor } from './polling.interceptor';
 
@@ -8,6 +9,8 @@ function pollRoute(options: PollRouteOptions, hold: boolean, snapshot = false) {
   return applyDecorators(
     SetMetadata(POLL_ROUTE_METADATA, metadata),
     UseInterceptors(PollingInterceptor),
+    // since, wait, Prefer, If-None-Match and the answers, when @nestjs/swagger is installed.
+    ...(snapshot ? [] : pollRouteOpenApi({ hold, ...options })),
   );
 }
 

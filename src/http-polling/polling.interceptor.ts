@@ -14,6 +14,7 @@ import { from, Observable, of, switchMap } from 'rxjs';
 import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
 import { ResponseAggregator } from '../aggregation/response-aggregator.service';
+import { PollingMetrics } from '../metrics/polling-metrics.service';
 import { ChangeRate } from './change-rate.service';
 import type { FeedCursor } from './feed-cursor';
 import { FeedChecker } from './feed-checker.service';
@@ -42,6 +43,7 @@ export class PollingInterceptor implements NestInterceptor {
     private readonly rate: ChangeRate,
     private readonly aggregator: ResponseAggregator,
     @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly metrics: PollingMetrics,
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -50,6 +52,7 @@ export class PollingInterceptor implements NestInterceptor {
     // No metadata, or a batch poll already decided for this handler run: nothing to do here.
     if (!route || context.getType() !== 'http' || req[POLL_CONTEXT_KEY]) return next.handle();
     const res = context.switchToHttp().getResponse<Response>();
+    this.metrics.trackPoll(req, res, route.feed, route.snapshot ? 'snapshot' : 'short');
     return from(this.decide(route, req, res)).pipe(
       switchMap((decision) => {
         if (decision.kind === 'reply') return of(undefined);
@@ -126,6 +129,7 @@ export class PollingInterceptor implements NestInterceptor {
     }
     // Lost-wakeup rule: register as a waiter before looking at the index.
     const held = holds ? this.held.register([feed], clientKey) : null;
+    if (held) this.metrics.markHeld(res);
     try {
       return await this.pollFeed(route, feed, since, held, waitMs, req, res);
     } finally {
@@ -171,6 +175,7 @@ export class PollingInterceptor implements NestInterceptor {
         });
       }
       const wake = await held.wait(deadline - Date.now(), res);
+      this.metrics.wake(res, wake, held.committedAt);
       if (wake === 'closed') return { kind: 'reply' };
       if (wake === 'timeout' || wake === 'shutdown') {
         setCursor(res, check.cursor, wake);

@@ -173,9 +173,10 @@ describe('example app', () => {
   it('serves /health without a key', async () => {
     const res = await call('/health');
     expect(res.status).toBe(200);
-    expect(await json<{ status: string; reader: { role: string } }>(res)).toMatchObject({
+    // Terminus: {status, info, error, details}; test/operate covers the rest.
+    expect(await json<{ status: string; info: { reader: { role: string } } }>(res)).toMatchObject({
       status: 'ok',
-      reader: { role: 'leader' },
+      info: { reader: { status: 'up', role: 'leader' } },
     });
   });
 });

@@ -1,4 +1,5 @@
 import { applyDecorators, SetMetadata, UseInterceptors } from '@nestjs/common';
+import { batchPollOpenApi } from '../poll-openapi';
 import { BatchPollInterceptor } from './batch-poll.interceptor';
 
 export const BATCH_POLL_METADATA = 'nestjs-polling:batch';
@@ -18,4 +19,8 @@ export interface BatchPollOptions {
  * with that route's guards and handler. The decorated method's own body never runs.
  */
 export const BatchPoll = (options: BatchPollOptions = {}) =>
-  applyDecorators(SetMetadata(BATCH_POLL_METADATA, options), UseInterceptors(BatchPollInterceptor));
+  applyDecorators(
+    SetMetadata(BATCH_POLL_METADATA, options),
+    UseInterceptors(BatchPollInterceptor),
+    ...batchPollOpenApi(),
+  );

@@ -10,6 +10,7 @@ import {
 import { Reflector } from '@nestjs/core';
 import type { Request, Response } from 'express';
 import { from, Observable } from 'rxjs';
+import { PollingMetrics } from '../../metrics/polling-metrics.service';
 import { POLLING_RESOLVED_OPTIONS } from '../../polling.tokens';
 import type { ResolvedOptions } from '../../resolve-options';
 import { FeedChecker } from '../feed-checker.service';
@@ -56,6 +57,7 @@ export class BatchPollInterceptor implements NestInterceptor {
     private readonly admission: PollAdmission,
     private readonly dispatch: InternalDispatch,
     @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly metrics: PollingMetrics,
   ) {}
 
   intercept(context: ExecutionContext, _next: CallHandler): Observable<unknown> {
@@ -63,6 +65,7 @@ export class BatchPollInterceptor implements NestInterceptor {
     const options = this.reflector.get<BatchPollOptions>(BATCH_POLL_METADATA, handler) ?? {};
     const req = context.switchToHttp().getRequest<Request>();
     const res = context.switchToHttp().getResponse<Response>();
+    this.metrics.trackBatch(req, res);
     return from(this.answer(options, req, res));
   }
 
@@ -87,6 +90,7 @@ export class BatchPollInterceptor implements NestInterceptor {
           clientKey,
         )
       : null;
+    if (held) this.metrics.markHeld(res);
     try {
       const deadline = Date.now() + waitMs;
       for (let round = 0; ; round++) {
@@ -96,6 +100,7 @@ export class BatchPollInterceptor implements NestInterceptor {
           return { feeds: answers };
         }
         const wake = held ? await held.wait(deadline - Date.now(), res) : 'timeout';
+        if (held) this.metrics.wake(res, wake, held.committedAt);
         if (wake === 'closed') return undefined;
         if (wake === 'timeout' || wake === 'shutdown') {
           res.setHeader('Poll-Wake', wake);

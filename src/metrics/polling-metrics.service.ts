@@ -1,0 +1,294 @@
+import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import type * as PromClient from 'prom-client';
+import type { Subscription } from 'rxjs';
+import { ResponseAggregator } from '../aggregation/response-aggregator.service';
+import { ChangeBus } from '../change-bus/change-bus.service';
+import { ChangeReader } from '../change-capture/change-reader.service';
+import { InternalDispatch } from '../http-polling/batch/internal-dispatch.service';
+import { HeldRequests, type WakeReason } from '../http-polling/held-requests.service';
+import { loadOptionalPeer } from '../optional-peer';
+import type { MetricsRegistry } from '../polling-options.interface';
+import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
+import { PollingConfigError, type ResolvedOptions } from '../resolve-options';
+
+/** How a poll was asked: `wait=0`/`@Poll` (short), held (long), a list page, or a batch poll. */
+export type PollKind = 'short' | 'long' | 'snapshot' | 'batch';
+
+/** Why a request was refused before it could poll or be held. */
+export type RejectReason =
+  /** 429: the client already holds `http.maxHeldPerClient` requests. */
+  | 'client_held_limit'
+  /** 429: sooner than `http.minPollIntervalMs` after the client's previous poll. */
+  | 'poll_interval'
+  /** 503: the process already holds `http.maxHeld` requests. */
+  | 'held_limit'
+  /** 503: the app is shutting down. */
+  | 'shutting_down'
+  /** 503: the change index (Redis) did not answer. */
+  | 'index_unavailable'
+  /** 400: a malformed cursor, wait, partition or batch body. */
+  | 'bad_request';
+
+const REJECT_STATUS: Record<RejectReason, number> = {
+  client_held_limit: 429,
+  poll_interval: 429,
+  held_limit: 503,
+  shutting_down: 503,
+  index_unavailable: 503,
+  bad_request: 400,
+};
+
+/** The label for a batch poll, whose held request waits on several feeds. */
+const BATCH_FEED = '(batch)';
+
+interface PollTrack {
+  feed: string;
+  kind: PollKind;
+  /** When the change that woke this request committed (epoch ms), for the delay histogram. */
+  committedAt?: number;
+}
+
+interface Instruments {
+  registry: MetricsRegistry;
+  responses: PromClient.Counter<'feed' | 'kind' | 'status'>;
+  wakeups: PromClient.Counter<'feed' | 'reason'>;
+  rejected: PromClient.Counter<'reason' | 'status'>;
+  delay: PromClient.Histogram<string>;
+  generations: PromClient.Counter<string>;
+}
+
+/**
+ * The module's Prometheus metrics (prom-client, an optional peer loaded only when
+ * `metrics.enabled`). When metrics are off every method returns at once and nothing is loaded.
+ * Figures that already exist elsewhere (held requests, reader lag, aggregator runs) are read at
+ * scrape time, so the hot paths pay nothing for them.
+ */
+@Injectable()
+export class PollingMetrics implements OnModuleInit, OnModuleDestroy {
+  private readonly m: Instruments | null;
+  private readonly tracks = new WeakMap<object, PollTrack>();
+  private subscription: Subscription | null = null;
+
+  constructor(
+    @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly held: HeldRequests,
+    private readonly reader: ChangeReader,
+    private readonly aggregator: ResponseAggregator,
+    private readonly bus: ChangeBus,
+    private readonly internal: InternalDispatch,
+  ) {
+    this.m = options.metrics.enabled ? this.create() : null;
+  }
+
+  get enabled(): boolean {
+    return this.m !== null;
+  }
+
+  /** The registry the metrics live in (a prom-client Registry), null when metrics are off. */
+  get registry(): MetricsRegistry | null {
+    return this.m?.registry ?? null;
+  }
+
+  /** The exposition text and its content type, for the metrics route. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    if (!this.m) throw new Error('nestjs-polling: metrics are not enabled');
+    return { contentType: this.m.registry.contentType, body: await this.m.registry.metrics() };
+  }
+
+  onModuleInit(): void {
+    const m = this.m;
+    if (!m) return;
+    this.subscription = this.bus.notices$.subscribe((notice) => {
+      if (notice.kind === 'wake-all' && notice.reason === 'generation') m.generations.inc();
+    });
+  }
+
+  onModuleDestroy(): void {
+    this.subscription?.unsubscribe();
+  }
+
+  /**
+   * Starts following one poll request: its final status is counted when the response finishes.
+   * A batch poll's per-feed requests (loopback) are not counted; the batch itself is.
+   */
+  trackPoll(req: Request, res: Response, feed: string, kind: PollKind): void {
+    const m = this.m;
+    if (!m || this.internal.isInternal(req)) return;
+    const track: PollTrack = { feed: feed === BATCH_FEED ? feed : tableFeed(feed), kind };
+    this.tracks.set(res, track);
+    res.once('finish', () => this.finished(m, res, track));
+  }
+
+  /** Follows a batch poll request (`@BatchPoll`), counted under the feed label `(batch)`. */
+  trackBatch(req: Request, res: Response): void {
+    this.trackPoll(req, res, BATCH_FEED, 'batch');
+  }
+
+  /** The request turned out to be held (a long poll with a cursor). */
+  markHeld(res: Response): void {
+    const track = this.tracks.get(res);
+    if (track && track.kind === 'short') track.kind = 'long';
+  }
+
+  /** A held request stopped waiting; `committedAt` is the waking change's commit time. */
+  wake(res: Response, reason: WakeReason, committedAt?: number): void {
+    const m = this.m;
+    const track = m ? this.tracks.get(res) : undefined;
+    if (!m || !track) return;
+    m.wakeups.inc({ feed: track.feed, reason });
+    if (reason === 'change' && committedAt !== undefined && track.committedAt === undefined) {
+      track.committedAt = committedAt;
+    }
+  }
+
+  rejected(reason: RejectReason): void {
+    this.m?.rejected.inc({ reason, status: String(REJECT_STATUS[reason]) });
+  }
+
+  private finished(m: Instruments, res: Response, track: PollTrack): void {
+    const status = res.statusCode;
+    m.responses.inc({ feed: track.feed, kind: track.kind, status: String(status) });
+    if (status === 400) this.rejected('bad_request');
+    // Set only when a change woke the request: a 200 then delivered that change.
+    if (status === 200 && track.committedAt !== undefined) {
+      m.delay.observe(Math.max(0, Date.now() - track.committedAt) / 1000);
+    }
+  }
+
+  private create(): Instruments {
+    const prom = loadOptionalPeer<typeof PromClient>('prom-client');
+    if (!prom) {
+      throw new PollingConfigError(
+        'metrics.enabled needs the optional peer dependency prom-client (npm i prom-client@^15)',
+      );
+    }
+    const { prefix, delayBuckets } = this.options.metrics;
+    const registry = this.options.metrics.registry ?? new prom.Registry();
+    const registers = [registry as unknown as PromClient.Registry];
+    const name = (suffix: string) => {
+      // Another app in this process may have registered the same names in a shared registry.
+      if (registry.getSingleMetric(prefix + suffix)) registry.removeSingleMetric(prefix + suffix);
+      return prefix + suffix;
+    };
+    const { held, reader, aggregator } = this;
+    const feeds = this.options.tables.map((t) => t.feed);
+
+    new prom.Gauge({
+      name: name('held_requests'),
+      help: 'Requests held right now in this process, by tracked feed (a batch poll counts under each of its feeds)',
+      labelNames: ['feed'],
+      registers,
+      collect() {
+        const counts = new Map<string, number>(feeds.map((f) => [f, 0]));
+        for (const [feed, n] of held.countsByFeed()) {
+          const table = tableFeed(feed);
+          counts.set(table, (counts.get(table) ?? 0) + n);
+        }
+        for (const [feed, n] of counts) this.set({ feed }, n);
+      },
+    });
+    new prom.Gauge({
+      name: name('reader_leader'),
+      help: '1 when this instance leads the change reader, else 0',
+      registers,
+      collect() {
+        this.set(reader.role === 'leader' ? 1 : 0);
+      },
+    });
+    new prom.Gauge({
+      name: name('reader_live'),
+      help: '1 when this instance serves current data (leader caught up, or follower of a built index)',
+      registers,
+      collect() {
+        this.set(reader.live ? 1 : 0);
+      },
+    });
+    new prom.Gauge({
+      name: name('reader_held_back_rows'),
+      help: 'Committed changes the reader cannot deliver yet: they wait behind an older open writing transaction (the commit horizon)',
+      registers,
+      collect() {
+        this.set(reader.lag.heldBackRows);
+      },
+    });
+    new prom.Gauge({
+      name: name('reader_oldest_transaction_seconds'),
+      help: 'Age of the oldest open writing transaction in the cluster (what holds the commit horizon)',
+      registers,
+      collect() {
+        this.set(reader.lag.oldestOpenTransactionMs / 1000);
+      },
+    });
+    new prom.Gauge({
+      name: name('reader_stalled_seconds'),
+      help: 'How long changes have been held back behind the commit horizon, 0 when none are',
+      registers,
+      collect() {
+        const since = reader.lag.stalledSince;
+        this.set(since === null ? 0 : Math.max(0, Date.now() - since) / 1000);
+      },
+    });
+    const counterFrom = (suffix: string, help: string, read: () => number) => {
+      let seen = 0;
+      new prom.Counter({
+        name: name(suffix),
+        help,
+        registers,
+        collect() {
+          const now = read();
+          if (now > seen) this.inc(now - seen);
+          seen = now;
+        },
+      });
+    };
+    counterFrom(
+      'aggregator_runs_total',
+      'Poll handler executions started through the response aggregator',
+      () => aggregator.runs,
+    );
+    counterFrom(
+      'aggregator_shared_total',
+      "Poll responses served by another identical request's handler execution (in flight or lingering)",
+      () => aggregator.joined,
+    );
+    return {
+      registry,
+      responses: new prom.Counter({
+        name: name('responses_total'),
+        help: 'Poll responses by tracked feed, kind (short, long, snapshot, batch) and status; 304 ratio = status 304 / kind short',
+        labelNames: ['feed', 'kind', 'status'],
+        registers,
+      }),
+      wakeups: new prom.Counter({
+        name: name('wakeups_total'),
+        help: 'Held requests that stopped waiting, by feed and reason (change, reset, timeout, shutdown, closed = client gone)',
+        labelNames: ['feed', 'reason'],
+        registers,
+      }),
+      rejected: new prom.Counter({
+        name: name('rejected_total'),
+        help: 'Requests refused before polling or holding, by reason and status',
+        labelNames: ['reason', 'status'],
+        registers,
+      }),
+      delay: new prom.Histogram({
+        name: name('delivery_delay_seconds'),
+        help: "From the change's commit (its writing transaction's start unless track_commit_timestamp is on) to the end of the response of a held request it woke",
+        buckets: delayBuckets,
+        registers,
+      }),
+      generations: new prom.Counter({
+        name: name('index_generations_total'),
+        help: 'Index generations started (first start, or a lost/wiped index rebuilt from the change log)',
+        registers,
+      }),
+    };
+  }
+}
+
+/** `messages:general` → `messages`: labels stay bounded by the configured tables. */
+function tableFeed(feed: string): string {
+  const colon = feed.indexOf(':');
+  return colon < 0 ? feed : feed.slice(0, colon);
+}
