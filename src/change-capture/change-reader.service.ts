@@ -212,6 +212,9 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     const chores = { lagCheck: 0, stateWrite: 0, prune: 0, verify: Date.now() };
     let state = await this.loadState();
     const commitTs = await this.queries.tracksCommitTimestamps(client); // for the delay metric
+    // Start from a known gate state: closed (the reader is awake and about to read). A gate left
+    // armed that nobody tracks would make every writer NOTIFY.
+    await this.queries.disarmGate(client);
     let armedAt: bigint | null = null;
     let idleSince: number | null = null;
     let pendingDelayMs = 5;
