@@ -185,9 +185,8 @@ function notes(rows: BenchRow[], opts: WriteThroughputOptions, version: string):
     'The "gate armed" and "gate closed" rows run no change reader: the wake gate is forced with ' +
       'setval() before each run (1 = armed, 0 = closed) and checked unchanged after it. The "live ' +
       'ChangeReader" row starts the real PollingModule (in-memory index) in the bench process, so ' +
-      'the reader arms the gate when a read comes back empty and closes it at its next empty read ' +
-      'after a NOTIFY woke it (so the gate stays armed while it reads non-empty batches); its CPU ' +
-      'and the NOTIFY wakes compete with pgbench for the same cores.',
+      'the reader drives the gate: closed while changes flow (it reads every 2 ms), armed only ' +
+      'after 50 ms without changes; its reads and CPU compete with pgbench for the same 2 cores.',
     ...rows.filter((r) => r.details?.liveReader).map(liveNote),
     `Goal (issue): tracked ≥ 0.80× plain INSERT at ${top} writers — ` +
       [
