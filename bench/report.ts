@@ -1,14 +1,27 @@
-/** One line of the bench table; every bench module returns these. */
+/** A measured figure: the median of several runs, with their spread. */
+export interface Figure {
+  median: number;
+  min: number;
+  max: number;
+  samples: number[];
+}
+
+/**
+ * One line of the bench table: a figure next to a baseline measured in the same run, their ratio,
+ * and the issue's goal for it. Every bench module returns these.
+ */
 export interface BenchRow {
   bench: string;
   row: string;
-  clients: number;
-  medianTps: number;
-  minTps: number;
-  maxTps: number;
-  /** Median tps of this row divided by the median of the plain baseline at the same client count. */
-  ratioVsPlain: number;
-  samples: number[];
+  /** Unit of the figure and the baseline: 'tps', 'req/s', 'ms', 'KB', 'changes/s', ... */
+  unit: string;
+  figure: Figure;
+  baseline?: { label: string } & Figure;
+  /** figure.median / baseline.median. */
+  ratio?: number;
+  /** The goal as text, e.g. '≥ 0.80×' or 'p99 < 20 ms'. */
+  goal?: string;
+  met?: boolean;
   /** Bench-specific measurements behind the row (kept in the JSON output). */
   details?: Record<string, unknown>;
 }
@@ -19,26 +32,41 @@ export interface BenchResult {
   notes: string[];
 }
 
+export function figureOf(samples: number[]): Figure {
+  return { median: median(samples), min: Math.min(...samples), max: Math.max(...samples), samples };
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-const HEADERS = ['row', 'clients', 'median tps', 'min–max', 'ratio vs plain'];
+const HEADERS = ['row', 'median (min–max)', 'baseline, same run', 'ratio', 'goal'];
+
+function amount(value: number, unit: string): string {
+  const digits = Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2;
+  return `${value.toFixed(digits)} ${unit}`;
+}
+
+function spread(f: Figure, unit: string): string {
+  return `${amount(f.median, unit)} (${amount(f.min, '').trim()}–${amount(f.max, '').trim()})`;
+}
 
 export function formatTable(rows: BenchRow[]): string {
   const cells = rows.map((r) => [
     r.row,
-    String(r.clients),
-    Math.round(r.medianTps).toString(),
-    `${Math.round(r.minTps)}–${Math.round(r.maxTps)}`,
-    `${r.ratioVsPlain.toFixed(2)}×`,
+    spread(r.figure, r.unit),
+    r.baseline ? `${r.baseline.label}: ${amount(r.baseline.median, r.unit)}` : '',
+    r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}×`,
+    r.goal ? `${r.goal} ${r.met ? '(met)' : '(NOT met)'}` : '',
   ]);
   const widths = HEADERS.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
-  // Text left, numbers right.
   const line = (c: string[]) =>
-    c.map((v, i) => (i === 0 ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join(' | ');
+    c
+      .map((v, i) => v.padEnd(widths[i]))
+      .join(' | ')
+      .trimEnd();
   return [line(HEADERS), widths.map((w) => '-'.repeat(w)).join('-|-'), ...cells.map(line)].join(
     '\n',
   );

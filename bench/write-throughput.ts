@@ -4,7 +4,7 @@ import { installChangeLogSql } from '../src/change-capture/schema/change-log.sql
 import { createBenchDatabase } from './bench-database';
 import { type LiveReaderReport, withLiveReader } from './live-reader';
 import { pgbench } from './pgbench';
-import { type BenchResult, type BenchRow, median } from './report';
+import { type BenchResult, type BenchRow, figureOf, median } from './report';
 
 export interface WriteThroughputOptions {
   /** Server to bench on; a fresh database is created there and dropped afterwards. */
@@ -103,19 +103,19 @@ export async function writeThroughput(opts: WriteThroughputOptions): Promise<Ben
           );
         }
       }
-      const plain = median(samples.get('plain')!);
+      const plain = figureOf(samples.get('plain')!);
       for (const s of SCENARIOS) {
-        const values = samples.get(s.key)!;
+        const values = figureOf(samples.get(s.key)!);
+        const tracked = s.key !== 'plain' && s.key !== 'notify';
+        const ratio = values.median / plain.median;
         rows.push({
           bench: 'write-throughput',
-          row: s.row,
-          clients,
-          medianTps: median(values),
-          minTps: Math.min(...values),
-          maxTps: Math.max(...values),
-          ratioVsPlain: median(values) / plain,
-          samples: values,
-          ...(s.live ? { details: { liveReader: live } } : {}),
+          row: `${s.row}, ${clients} writer${clients === 1 ? '' : 's'}`,
+          unit: 'tps',
+          figure: values,
+          ...(s.key === 'plain' ? {} : { baseline: { label: 'plain INSERT', ...plain }, ratio }),
+          ...(tracked && clients >= 16 ? { goal: '≥ 0.80×', met: ratio >= 0.8 } : {}),
+          details: { clients, ...(s.live ? { liveReader: live } : {}) },
         });
       }
     }
@@ -162,7 +162,7 @@ function liveNote(row: BenchRow): string {
   const drains = reports.map((r) => r.drainMs);
   const kept = drains.every((d) => d !== null);
   return (
-    `Live reader, ${row.clients} client(s): indexed a median ${median(reports.map((r) => r.indexedAtEnd))} ` +
+    `Live reader, ${row.details?.clients} client(s): indexed a median ${median(reports.map((r) => r.indexedAtEnd))} ` +
     `changes per run; behind by ${median(lags)} rows (max ${Math.max(...lags)}) when the load ` +
     `ended, ${kept ? `caught up within ${Math.max(...(drains as number[]))} ms` : 'did NOT catch up within 10 s in some runs'}; ` +
     `gate armed (every commit NOTIFYs) in a median ${(100 * median(reports.map((r) => r.armedShare))).toFixed(0)}% ` +
@@ -172,12 +172,10 @@ function liveNote(row: BenchRow): string {
 
 function notes(rows: BenchRow[], opts: WriteThroughputOptions, version: string): string[] {
   const at = (clients: number, prefix: string) =>
-    rows.find((r) => r.clients === clients && r.row.startsWith(prefix));
+    rows.find((r) => r.details?.clients === clients && r.row.startsWith(prefix));
   const top = Math.max(...opts.clients);
   const goal = (label: string, r?: BenchRow) =>
-    r
-      ? `${label} ${r.ratioVsPlain.toFixed(2)}× (${r.ratioVsPlain >= 0.8 ? 'met' : 'NOT met'})`
-      : '';
+    r ? `${label} ${r.ratio!.toFixed(2)}× (${r.ratio! >= 0.8 ? 'met' : 'NOT met'})` : '';
   return [
     `PostgreSQL ${version}, ${cpus().length} CPU cores; pgbench -n -M prepared -j 2, ` +
       `${opts.runs} run(s) × ${opts.seconds} s per row, one autocommit INSERT per transaction; ` +
