@@ -1,27 +1,18 @@
 import { Client } from 'pg';
-import { createTestDatabase, type TestDatabase } from '../support/test-database';
-import { createItemsTable } from '../support/polling-app';
-import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
+import { startItemsFixture, type ItemsApp, type ItemsFixture } from '../fixtures/items-app';
 import { revokedUsers } from '../fixtures/items-feed.controller';
 
 describe('authorization of held requests', () => {
-  let db: TestDatabase;
+  let fixture: ItemsFixture;
   let items: ItemsApp;
   let writer: Client;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    await createItemsTable(db);
-    items = await startItemsApp(db.url);
-    writer = new Client(db.config);
-    await writer.connect();
+    fixture = await startItemsFixture();
+    ({ items, writer } = fixture);
   });
 
-  afterAll(async () => {
-    await writer?.end();
-    await items?.close();
-    await db?.drop();
-  });
+  afterAll(() => fixture?.close());
 
   async function cursor(user: string): Promise<string> {
     const res = await fetch(`${items.url}/private/1/changes`, { headers: { 'x-user': user } });

@@ -1,7 +1,5 @@
 import { Client } from 'pg';
-import { createTestDatabase, type TestDatabase } from '../support/test-database';
-import { createItemsTable } from '../support/polling-app';
-import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
+import { startItemsFixture, type ItemsApp, type ItemsFixture } from '../fixtures/items-app';
 
 interface FeedAnswer {
   status: number;
@@ -18,23 +16,16 @@ interface ErrorBody {
 }
 
 describe('POST /poll: one held request for several feeds', () => {
-  let db: TestDatabase;
+  let fixture: ItemsFixture;
   let items: ItemsApp;
   let writer: Client;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    await createItemsTable(db);
-    items = await startItemsApp(db.url);
-    writer = new Client(db.config);
-    await writer.connect();
+    fixture = await startItemsFixture();
+    ({ items, writer } = fixture);
   });
 
-  afterAll(async () => {
-    await writer?.end();
-    await items?.close();
-    await db?.drop();
-  });
+  afterAll(() => fixture?.close());
 
   const batch = (body: unknown, headers: Record<string, string> = {}) =>
     fetch(`${items.url}/poll`, {

@@ -1,7 +1,5 @@
 import { Client } from 'pg';
-import { createTestDatabase, type TestDatabase } from '../support/test-database';
-import { createItemsTable } from '../support/polling-app';
-import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
+import { startItemsFixture, type ItemsApp, type ItemsFixture } from '../fixtures/items-app';
 
 interface ChangesBody {
   changes: { id: string; op: string; row?: { id: string; run: number; body: string } }[];
@@ -11,23 +9,16 @@ interface ChangesBody {
 const json = async (res: Response) => (await res.json()) as ChangesBody;
 
 describe('@LongPoll over HTTP', () => {
-  let db: TestDatabase;
+  let fixture: ItemsFixture;
   let items: ItemsApp;
   let writer: Client;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    await createItemsTable(db);
-    items = await startItemsApp(db.url);
-    writer = new Client(db.config);
-    await writer.connect();
+    fixture = await startItemsFixture();
+    ({ items, writer } = fixture);
   });
 
-  afterAll(async () => {
-    await writer?.end();
-    await items?.close();
-    await db?.drop();
-  });
+  afterAll(() => fixture?.close());
 
   async function headCursor(run: number): Promise<string> {
     const res = await fetch(`${items.url}/runs/${run}/changes`);

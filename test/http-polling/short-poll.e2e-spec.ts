@@ -1,8 +1,6 @@
 import { Client } from 'pg';
-import { createTestDatabase, type TestDatabase } from '../support/test-database';
-import { createItemsTable } from '../support/polling-app';
 import { waitFor } from '../support/wait-for';
-import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
+import { startItemsFixture, type ItemsApp, type ItemsFixture } from '../fixtures/items-app';
 
 interface ChangesBody {
   changes: { id: string; op: string; row?: { id: string; run: number; body: string } }[];
@@ -22,23 +20,16 @@ function expectPollHeaders(res: Response): string {
 }
 
 describe('@Poll (short poll) over HTTP', () => {
-  let db: TestDatabase;
+  let fixture: ItemsFixture;
   let items: ItemsApp;
   let writer: Client;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    await createItemsTable(db);
-    items = await startItemsApp(db.url);
-    writer = new Client(db.config);
-    await writer.connect();
+    fixture = await startItemsFixture();
+    ({ items, writer } = fixture);
   });
 
-  afterAll(async () => {
-    await writer?.end();
-    await items?.close();
-    await db?.drop();
-  });
+  afterAll(() => fixture?.close());
 
   const poll = (run: number, query = '', headers: Record<string, string> = {}) =>
     fetch(`${items.url}/runs/${run}/poll${query}`, { headers });
