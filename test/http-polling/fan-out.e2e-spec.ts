@@ -1,8 +1,9 @@
-import { Agent, get, type ClientRequest } from 'node:http';
+import { Agent } from 'node:http';
 import { Client } from 'pg';
 import { HeldRequests } from '../../src';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { createItemsTable } from '../support/polling-app';
+import { send } from '../support/http-get';
 import { waitFor } from '../support/wait-for';
 import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
 
@@ -11,37 +12,7 @@ interface ChangesBody {
   cursor: string;
 }
 
-interface Reply {
-  status: number;
-  wake: string | undefined;
-  at: number;
-  body: string;
-}
-
 const POLLS = 1000;
-
-/** A GET over node:http (no fetch: 1,000 concurrent sockets want an explicit agent). */
-function send(url: string, agent: Agent): { request: ClientRequest; reply: Promise<Reply> } {
-  let request!: ClientRequest;
-  const reply = new Promise<Reply>((resolve, reject) => {
-    request = get(url, { agent }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          wake: res.headers['poll-wake'] as string | undefined,
-          at: performance.now(),
-          body,
-        }),
-      );
-      res.on('error', reject);
-    });
-    request.on('error', reject);
-  });
-  return { request, reply };
-}
 
 describe('long-poll fan-out', () => {
   let db: TestDatabase;
@@ -98,7 +69,8 @@ describe('long-poll fan-out', () => {
     const elapsedMs = performance.now() - committedAt;
 
     const outcomes: Record<string, number> = {};
-    for (const { status, wake } of replies) {
+    for (const { status, headers } of replies) {
+      const wake = headers['poll-wake'];
       outcomes[`${status} ${wake}`] = (outcomes[`${status} ${wake}`] ?? 0) + 1;
     }
     expect(outcomes).toEqual({ '200 change': POLLS });
