@@ -29,7 +29,7 @@ export class ExampleAppModule {
       module: ExampleAppModule,
       imports: [
         PollingModule.forRoot({
-          postgres: { url: config.databaseUrl },
+          postgres: { url: config.readerDatabaseUrl },
           redis: config.redisUrl ? { url: config.redisUrl } : undefined,
           tables: [
             { table: 'messages', partition: 'channel' },

@@ -1,6 +1,8 @@
 /** The example app's settings, all from the environment (README: "Example app"). */
 export interface ExampleConfig {
   databaseUrl: string;
+  /** The change reader's own session (LISTEN, advisory lock); default DATABASE_URL. */
+  readerDatabaseUrl: string;
   redisUrl: string | undefined;
   port: number;
   migrateOnStart: boolean;
@@ -60,6 +62,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
   }
   return {
     databaseUrl: env.DATABASE_URL,
+    // LISTEN and the leader's advisory lock need a session of their own: behind PgBouncer in
+    // transaction mode, point READER_DATABASE_URL straight at PostgreSQL.
+    readerDatabaseUrl: env.READER_DATABASE_URL || env.DATABASE_URL,
     redisUrl: env.REDIS_URL || undefined,
     port: int(env, 'PORT', 3000),
     migrateOnStart: env.MIGRATE_ON_START === '1' || env.MIGRATE_ON_START === 'true',
