@@ -113,7 +113,11 @@ export class FeedChecker {
 
   unavailable(res: Response): never {
     this.metrics.rejected('index_unavailable');
-    res.setHeader('Retry-After', String(this.options.http.retryAfterS));
+    // A wiped or unreachable index is transient: the reader checks it every backstop interval and
+    // rebuilds it, so ask again after that interval, not after the overload pause.
+    const { backstopMs } = this.options.reader;
+    const retryAfterS = Math.min(this.options.http.retryAfterS, Math.ceil(backstopMs / 1000));
+    res.setHeader('Retry-After', String(Math.max(1, retryAfterS)));
     throw new ServiceUnavailableException('the change index is not available; retry later');
   }
 }

@@ -46,6 +46,11 @@ export class OwnedRedisServer {
     await this.startProcess();
   }
 
+  /** Starts it again after `stop()`, empty, on the same port. */
+  async start(): Promise<void> {
+    await this.startProcess();
+  }
+
   async stop(): Promise<void> {
     const child = this.process;
     this.process = null;

@@ -1,0 +1,297 @@
+import { Agent, get } from 'node:http';
+import { Client } from 'pg';
+import type { OwnedRedisServer } from '../../support/redis-server';
+import type { TcpProxy } from '../../support/tcp-proxy';
+import { waitFor } from '../../support/wait-for';
+import { withClient, withRedis } from './connections';
+import type { ExampleProcess } from './example-process';
+import { findLeader, heldRequests, readerHealth } from './instances';
+import type { Writers } from './writers';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** What a fault can reach: the parts of the system under test, all owned by this suite. */
+export interface FaultContext {
+  databaseUrl: string;
+  /** Restarts PostgreSQL; null when the suite runs on a shared server it must not restart. */
+  restartPostgres: (() => Promise<void>) | null;
+  /** Whether PREPARE TRANSACTION works (max_prepared_transactions > 0). */
+  preparedTransactions: boolean;
+  redis: OwnedRedisServer;
+  instances: ExampleProcess[];
+  /** Each instance's change-reader connection goes through its own proxy. */
+  readerProxies: Map<ExampleProcess, TcpProxy>;
+  writers: Writers;
+  channels: string[];
+}
+
+/** What a fault reports besides the deliveries: checks of its own, and how to undo it. */
+export interface FaultOutcome {
+  /** Checks that must hold (each message says what failed); empty when all held. */
+  failures: string[];
+  /** Facts for the table's note column. */
+  note: string;
+  /** Brings the system back to two instances after the catch-up was measured. */
+  repair?: () => Promise<void>;
+}
+
+export interface Fault {
+  name: string;
+  /** Why the fault cannot run here, or null. */
+  skipReason(context: FaultContext): string | null;
+  /** Injects the fault; resolves when the fault has ended. */
+  inject(context: FaultContext): Promise<FaultOutcome>;
+}
+
+const runs = () => null;
+
+/** The backend of the leader's change reader: the session holding LISTEN and the leader lock. */
+async function terminateListener(context: FaultContext): Promise<number> {
+  return withClient(context.databaseUrl, async (admin) => {
+    const { rows } = await admin.query<{ pid: number }>(
+      `SELECT a.pid, pg_terminate_backend(a.pid)
+         FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
+        WHERE a.datname = current_database() AND a.application_name = 'nestjs-polling reader'
+          AND l.locktype = 'advisory' AND l.granted`,
+    );
+    return rows.length;
+  });
+}
+
+const listenerKilled: Fault = {
+  name: '1 LISTEN backend terminated',
+  skipReason: runs,
+  async inject(context) {
+    const [killed] = await Promise.all([
+      terminateListener(context),
+      context.writers.writeOne(context.channels[0]),
+    ]);
+    return {
+      failures: killed === 1 ? [] : [`expected to terminate 1 listener backend, found ${killed}`],
+      note: 'pg_terminate_backend while a change commits',
+    };
+  },
+};
+
+const halfOpenListener: Fault = {
+  name: '2 half-open listener socket',
+  skipReason: runs,
+  async inject(context) {
+    const leader = await findLeader(context.instances);
+    const proxy = context.readerProxies.get(leader)!;
+    const frozen = proxy.openConnections;
+    proxy.freezeOpenConnections();
+    // Long enough for the reader's statement timeout (5 s) to notice the silent socket.
+    await sleep(6000);
+    return {
+      failures: frozen > 0 ? [] : ['the leader had no reader connection through its proxy'],
+      note: `${frozen} connection(s) of the leader frozen for 6 s, never closed`,
+    };
+  },
+};
+
+const postgresRestarted: Fault = {
+  name: '3 PostgreSQL restarted (-m fast)',
+  skipReason: (context) =>
+    context.restartPostgres
+      ? null
+      : 'no throw-away cluster (initdb not usable here): the shared server is not restarted',
+  async inject(context) {
+    const started = Date.now();
+    await context.restartPostgres!();
+    return { failures: [], note: `restart took ${Date.now() - started} ms` };
+  },
+};
+
+const redisFlushed: Fault = {
+  name: '4a Redis FLUSHDB',
+  skipReason: runs,
+  async inject(context) {
+    await withRedis(context.redis.url, (client) => client.flushdb());
+    return { failures: [], note: 'the index is gone: followers must be told to refetch' };
+  },
+};
+
+const redisRestarted: Fault = {
+  name: '4b Redis restarted (SIGKILL, empty)',
+  skipReason: runs,
+  async inject(context) {
+    const instance = context.instances.find((i) => i.running)!;
+    const feed = `${instance.url}/channels/${context.channels[0]}/changes`;
+    const headers = { Authorization: 'Bearer key-2' };
+    const { cursor } = (await (await fetch(feed, { headers })).json()) as { cursor: string };
+    await context.redis.stop();
+    // While Redis is away a poll is refused, briefly: the index comes back within a backstop read.
+    const refused = await fetch(`${feed}?since=${encodeURIComponent(cursor)}&wait=0`, { headers });
+    const retryAfter = refused.headers.get('retry-after');
+    await refused.text();
+    await context.redis.start();
+    const failures =
+      refused.status === 503 && retryAfter === '1'
+        ? []
+        : [`a poll while Redis was down answered ${refused.status}, Retry-After ${retryAfter}`];
+    return {
+      failures,
+      note: `redis-server killed (a poll meanwhile: ${refused.status}, Retry-After ${retryAfter}), started empty on the same port`,
+    };
+  },
+};
+
+const subscriberKilled: Fault = {
+  name: '5 pub/sub connection killed',
+  skipReason: runs,
+  async inject(context) {
+    const [killed] = await Promise.all([
+      withRedis(context.redis.url, (c) => c.call('CLIENT', 'KILL', 'TYPE', 'pubsub')),
+      context.writers.writeOne(context.channels[1]),
+    ]);
+    return {
+      failures: Number(killed) >= 1 ? [] : ['no pub/sub connection was there to kill'],
+      note: `CLIENT KILL TYPE pubsub killed ${Number(killed)} while a change commits`,
+    };
+  },
+};
+
+const leaderKilled: Fault = {
+  name: '6 leader instance SIGKILLed',
+  skipReason: runs,
+  async inject(context) {
+    const leader = await findLeader(context.instances);
+    await leader.stop('SIGKILL');
+    const successor = await findLeader(context.instances);
+    return {
+      failures: successor === leader ? ['the killed instance is still the leader'] : [],
+      note: 'the other instance took over',
+      repair: () => leader.start(),
+    };
+  },
+};
+
+interface HeldReply {
+  status: number | null;
+  error: string | null;
+}
+
+/** A long poll on its own socket; resolves with the answer's status or the socket error. */
+function holdPoll(url: string, apiKey: string): Promise<HeldReply> {
+  return new Promise((resolve) => {
+    const agent = new Agent({ keepAlive: false });
+    const request = get(url, { agent, headers: { Authorization: `Bearer ${apiKey}` } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? null, error: null }));
+      res.on('error', (error) => resolve({ status: res.statusCode ?? null, error: error.message }));
+    });
+    request.on('error', (error) => resolve({ status: null, error: error.message }));
+  });
+}
+
+const HELD_AT_SIGTERM = 200;
+
+const sigtermWithHeldPolls: Fault = {
+  name: '7 SIGTERM with 200 held polls',
+  skipReason: runs,
+  async inject(context) {
+    const target = context.instances.find((i) => i.running)!;
+    // A channel nobody writes to: all 200 polls stay held until the signal.
+    const feed = `${target.url}/channels/quiet/changes`;
+    const head = await fetch(feed, { headers: { Authorization: 'Bearer key-2' } });
+    const { cursor } = (await head.json()) as { cursor: string };
+    const before = await heldRequests(target);
+    const since = `${feed}?since=${encodeURIComponent(cursor)}&wait=30`;
+    const replies = Array.from({ length: HELD_AT_SIGTERM }, () => holdPoll(since, 'key-2'));
+    await waitFor(async () => (await heldRequests(target)) >= before + HELD_AT_SIGTERM, {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+      message: 'the 200 polls were not all held',
+    });
+    const exit = await target.stop('SIGTERM');
+    const answers = await Promise.all(replies);
+    const resets = answers.filter((a) => a.error !== null || a.status === null);
+    const statuses = new Map<number, number>();
+    for (const a of answers)
+      if (a.status) statuses.set(a.status, (statuses.get(a.status) ?? 0) + 1);
+    const failures: string[] = [];
+    if (resets.length > 0)
+      failures.push(`${resets.length} of ${HELD_AT_SIGTERM} polls saw ${resets[0].error}`);
+    const bad = [...statuses.keys()].filter((s) => s !== 200 && s !== 204);
+    if (bad.length > 0) failures.push(`answers with status ${bad.join(', ')}`);
+    return {
+      failures,
+      note:
+        `${HELD_AT_SIGTERM} polls: ${[...statuses].map(([s, n]) => `${n}×${s}`).join(' ')}, ` +
+        `${resets.length} reset; exit ${exit.signal ?? exit.code}`,
+      repair: () => target.start(),
+    };
+  },
+};
+
+async function insertUncommitted(client: Client, channel: string): Promise<string> {
+  const { rows } = await client.query<{ id: string }>(
+    `INSERT INTO messages (channel, author, body) VALUES ($1, 'held-open', 'late') RETURNING id`,
+    [channel],
+  );
+  return rows[0].id;
+}
+
+let preparedCount = 0;
+
+const horizonHeld: Fault = {
+  name: '8 long transaction + forgotten PREPARE',
+  skipReason: runs,
+  async inject(context) {
+    const failures: string[] = [];
+    const long = new Client({ connectionString: context.databaseUrl });
+    long.on('error', () => undefined); // a failure shows in the next statement
+    await long.connect();
+    await long.query('BEGIN');
+    const longId = await insertUncommitted(long, context.channels[0]);
+    let prepared: { gid: string; id: string } | null = null;
+    if (context.preparedTransactions) {
+      prepared = await withClient(context.databaseUrl, async (client) => {
+        await client.query('BEGIN');
+        const id = await insertUncommitted(client, context.channels[1]);
+        const gid = `faults-forgotten-${process.pid}-${++preparedCount}`;
+        await client.query(`PREPARE TRANSACTION '${gid}'`);
+        return { gid, id }; // the session ends; the prepared transaction stays, holding the horizon
+      });
+    }
+    await long.query('SELECT 1'); // the long transaction has a snapshot and an xid now
+    // Writers go on committing behind it; /health must report the stall (threshold 1 s here).
+    const leader = await findLeader(context.instances);
+    let health = await readerHealth(leader);
+    const deadline = Date.now() + 5000;
+    while (health.state !== 'degraded' && Date.now() < deadline) {
+      await sleep(200);
+      health = await readerHealth(leader);
+    }
+    if (health.state !== 'degraded' || health.status !== 503 || health.heldBackRows === 0) {
+      failures.push(`health during the stall: ${JSON.stringify(health)}`);
+    }
+    await long.query('COMMIT');
+    await long.end();
+    context.writers.recordCommitted(longId, context.channels[0]);
+    if (prepared) {
+      await withClient(context.databaseUrl, (c) => c.query(`COMMIT PREPARED '${prepared!.gid}'`));
+      context.writers.recordCommitted(prepared.id, context.channels[1]);
+    }
+    return {
+      failures,
+      note:
+        `health ${health.status} ${health.state}, ${health.heldBackRows} rows held back` +
+        (prepared ? '' : '; PREPARE skipped: max_prepared_transactions is 0 on this server'),
+    };
+  },
+};
+
+/** The faults in the order one round runs them. */
+export const FAULTS: Fault[] = [
+  listenerKilled,
+  halfOpenListener,
+  subscriberKilled,
+  redisFlushed,
+  redisRestarted,
+  horizonHeld,
+  postgresRestarted,
+  leaderKilled,
+  sigtermWithHeldPolls,
+];

@@ -1,0 +1,142 @@
+import { followFeed } from '../../../src/client';
+
+export type FollowMode = 'long' | 'sse' | 'short';
+
+interface FeedChange {
+  id: string;
+  op: 'upsert' | 'delete';
+  row?: { id: string; channel: string };
+}
+
+export interface Sightings {
+  /** For each delivery by the feed: how many refetches the follower had made before it. */
+  changeEpochs: number[];
+  /** Times the id came in a reload after a 409. */
+  refetches: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * One client following one channel through the client SDK, the way an app would: deliveries go to
+ * `onChanges`; a 409 (changes missed: index wiped, cursor too old) makes it reload the channel
+ * from the list endpoint and go on from that snapshot's `Poll-Cursor`. It records every id it
+ * sees and how, for the classification.
+ */
+export class Follower {
+  readonly seen = new Map<string, Sightings>();
+  /** Ids delivered for another channel, or as deletions (nothing deletes in this workload). */
+  readonly foreign: string[] = [];
+  resyncs = 0;
+  errors = 0;
+  fellBack = false;
+  private readonly abort = new AbortController();
+  private done: Promise<void> = Promise.resolve();
+  private firstAnswer!: Promise<void>;
+
+  constructor(
+    readonly name: string,
+    readonly channel: string,
+    readonly mode: FollowMode,
+    private readonly baseUrl: string,
+    private readonly apiKey: string,
+  ) {}
+
+  /** Starts following from the feed's head; resolves once the head answer arrived. */
+  start(): Promise<void> {
+    let answered!: () => void;
+    this.firstAnswer = new Promise((resolve) => (answered = resolve));
+    const feed = `${this.baseUrl}/channels/${this.channel}`;
+    this.done = followFeed<{ changes: FeedChange[] }>({
+      url: `${feed}/changes`,
+      streamUrl: `${feed}/stream`,
+      mode: this.mode,
+      signal: this.abort.signal,
+      headers: { Authorization: `Bearer ${this.apiKey}` },
+      wait: 10,
+      timeoutMs: 3000,
+      backoff: { baseMs: 100, maxMs: 1000 },
+      shortPoll: { minMs: 200, maxMs: 500 },
+      sse: { idleTimeoutMs: 20_000, maxFailures: 50 },
+      onFallback: () => (this.fellBack = true),
+      onError: () => void this.errors++,
+      onChanges: (body) => {
+        for (const change of body.changes) this.record(change);
+        answered();
+      },
+      onResync: () => this.refetch(),
+    }).catch((error: Error) => {
+      this.stoppedWith = error;
+    });
+    return this.firstAnswer;
+  }
+
+  /** Set when following stopped on its own (an answer retrying cannot fix). */
+  stoppedWith: Error | null = null;
+
+  has(id: string): boolean {
+    return this.seen.has(id);
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.done;
+  }
+
+  private record(change: FeedChange): void {
+    if (change.op !== 'upsert' || change.row?.channel !== this.channel) {
+      this.foreign.push(change.id);
+      return;
+    }
+    this.sightings(change.id).changeEpochs.push(this.resyncs);
+  }
+
+  private sightings(id: string): Sightings {
+    let sightings = this.seen.get(id);
+    if (!sightings) {
+      sightings = { changeEpochs: [], refetches: 0 };
+      this.seen.set(id, sightings);
+    }
+    return sightings;
+  }
+
+  /** Reloads the channel page by page; retried until it works, as an app would. */
+  private async refetch(): Promise<string> {
+    this.resyncs++;
+    for (;;) {
+      if (this.abort.signal.aborted) return '';
+      try {
+        return await this.loadSnapshot();
+      } catch {
+        this.errors++;
+        await sleep(200);
+      }
+    }
+  }
+
+  private async loadSnapshot(): Promise<string> {
+    let after: string | null = null;
+    let followFrom: string | null = null;
+    const ids: string[] = [];
+    do {
+      const query = new URLSearchParams({ limit: '200' });
+      if (after) query.set('after', after);
+      const response = await fetch(`${this.baseUrl}/channels/${this.channel}/messages?${query}`, {
+        headers: { Authorization: `Bearer ${this.apiKey}` },
+        signal: this.abort.signal,
+      });
+      if (response.status !== 200) throw new Error(`snapshot answered ${response.status}`);
+      // The first page's Poll-Cursor was read before the page: following on from it misses nothing.
+      followFrom ??= response.headers.get('poll-cursor');
+      const page = (await response.json()) as {
+        items: { id: string }[];
+        nextCursor: string | null;
+      };
+      ids.push(...page.items.map((item) => item.id));
+      after = page.nextCursor;
+    } while (after);
+    if (!followFrom) throw new Error('snapshot had no Poll-Cursor header');
+    for (const id of ids) this.sightings(id).refetches++;
+    return followFrom;
+  }
+}
