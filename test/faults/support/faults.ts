@@ -58,17 +58,62 @@ async function terminateListener(context: FaultContext): Promise<number> {
   });
 }
 
+const WAKE_CHECK_CHANNEL = 'wake-check';
+const WAKE_LIMIT_MS = 3000;
+
+/**
+ * A long poll held on every instance on a channel the writers leave alone, so that the one change
+ * the fault commits there is the only thing that can wake them: a notice lost in the fault shows
+ * as a poll that sleeps on (other channels' traffic would hide it).
+ */
+async function holdOnEveryInstance(context: FaultContext) {
+  const headers = { Authorization: 'Bearer key-2' };
+  const running = context.instances.filter((i) => i.running);
+  const polls = await Promise.all(
+    running.map(async (instance) => {
+      const feed = `${instance.url}/channels/${WAKE_CHECK_CHANNEL}/changes`;
+      const { cursor } = (await (await fetch(feed, { headers })).json()) as { cursor: string };
+      const before = await heldRequests(instance);
+      const answer = fetch(`${feed}?since=${encodeURIComponent(cursor)}&wait=10`, { headers })
+        .then(async (res) => ({ status: res.status, body: await res.text(), at: Date.now() }))
+        .catch((error: Error) => ({ status: 0, body: error.message, at: Date.now() }));
+      await waitFor(async () => (await heldRequests(instance)) > before, { intervalMs: 20 });
+      return { instance, answer };
+    }),
+  );
+  /** Failures after `id` committed at `committedAt`: a poll not woken with it in time. */
+  return async (id: string, committedAt: number): Promise<{ failures: string[]; note: string }> => {
+    const answers = await Promise.all(polls.map((p) => p.answer));
+    const failures: string[] = [];
+    const woke = answers.map((a, n) => {
+      const ms = a.at - committedAt;
+      if (a.status !== 200 || !a.body.includes(`"${id}"`) || ms > WAKE_LIMIT_MS) {
+        failures.push(`${polls[n].instance.name}'s held poll: ${a.status} after ${ms} ms`);
+      }
+      return `${ms} ms`;
+    });
+    return {
+      failures,
+      note: `held polls on ${answers.length} instances woke in ${woke.join(', ')}`,
+    };
+  };
+}
+
 const listenerKilled: Fault = {
   name: '1 LISTEN backend terminated',
   skipReason: runs,
   async inject(context) {
-    const [killed] = await Promise.all([
-      terminateListener(context),
-      context.writers.writeOne(context.channels[0]),
-    ]);
+    const wokenBy = await holdOnEveryInstance(context);
+    // Killed first, then the commit: it lands while the reader reconnects, without its LISTEN.
+    const killed = await terminateListener(context);
+    const id = await context.writers.writeOne(WAKE_CHECK_CHANNEL);
+    const wake = await wokenBy(id, Date.now());
     return {
-      failures: killed === 1 ? [] : [`expected to terminate 1 listener backend, found ${killed}`],
-      note: 'pg_terminate_backend while a change commits',
+      failures: [
+        ...(killed === 1 ? [] : [`expected to terminate 1 listener backend, found ${killed}`]),
+        ...wake.failures,
+      ],
+      note: `pg_terminate_backend while a change commits; ${wake.note}`,
     };
   },
 };
@@ -141,13 +186,19 @@ const subscriberKilled: Fault = {
   name: '5 pub/sub connection killed',
   skipReason: runs,
   async inject(context) {
-    const [killed] = await Promise.all([
-      withRedis(context.redis.url, (c) => c.call('CLIENT', 'KILL', 'TYPE', 'pubsub')),
-      context.writers.writeOne(context.channels[1]),
-    ]);
+    const wokenBy = await holdOnEveryInstance(context);
+    // Killed first, then the commit: its notice is published while the subscribers reconnect.
+    const killed = await withRedis(context.redis.url, (c) =>
+      c.call('CLIENT', 'KILL', 'TYPE', 'pubsub'),
+    );
+    const id = await context.writers.writeOne(WAKE_CHECK_CHANNEL);
+    const wake = await wokenBy(id, Date.now());
     return {
-      failures: Number(killed) >= 1 ? [] : ['no pub/sub connection was there to kill'],
-      note: `CLIENT KILL TYPE pubsub killed ${Number(killed)} while a change commits`,
+      failures: [
+        ...(Number(killed) >= 1 ? [] : ['no pub/sub connection was there to kill']),
+        ...wake.failures,
+      ],
+      note: `CLIENT KILL TYPE pubsub killed ${Number(killed)} while a change commits; ${wake.note}`,
     };
   },
 };
