@@ -4,8 +4,11 @@ import { formatCampaign } from './support/report';
 /**
  * Faults 1–8 of the fault suite, one round, against two built example-app processes sharing a
  * throw-away PostgreSQL cluster and redis-server, with SDK followers behind a load balancer.
- * `npm run test:soak -- <seconds>` runs the same rounds for longer.
+ * `npm run test:soak -- <seconds>` (SOAK_SECONDS) repeats the rounds for that long.
+ * FAULTS_ONLY=4a,6 runs only the faults whose names start so.
  */
+const soakMs = Number(process.env.SOAK_SECONDS ?? 0) * 1000;
+
 describe('fault suite: two instances, writers and SDK followers under faults', () => {
   let result: CampaignResult;
 
@@ -13,9 +16,10 @@ describe('fault suite: two instances, writers and SDK followers under faults', (
     result = await runCampaign({
       log: (line) => process.stdout.write(`${line}\n`),
       only: process.env.FAULTS_ONLY?.split(','),
+      durationMs: soakMs,
     });
     process.stdout.write(`${formatCampaign(result)}\n`);
-  }, 170_000);
+  }, 170_000 + soakMs);
 
   it('loses no committed change and delivers nothing that was not committed', () => {
     const lost = result.classification.phases.filter((p) => p.lost > 0);
