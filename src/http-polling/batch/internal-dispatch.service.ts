@@ -2,7 +2,13 @@ import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Request } from 'express';
 import { randomBytes } from 'node:crypto';
-import { Agent, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import {
+  Agent,
+  request,
+  type IncomingHttpHeaders,
+  type RequestOptions,
+  type Server,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface DispatchedResponse {
@@ -26,6 +32,7 @@ const NOT_FORWARDED = new Set([
   'expect',
 ]);
 const INTERNAL_HEADER = 'x-nestjs-polling-internal';
+const MAX_SOCKETS = 64;
 
 /**
  * Sends a GET to this app's own server over loopback: middleware, guards, pipes, interceptors and
@@ -37,7 +44,7 @@ const INTERNAL_HEADER = 'x-nestjs-polling-internal';
 export class InternalDispatch implements OnApplicationShutdown {
   /** Marks our own requests so per-client rate limits do not count them twice. */
   private readonly token = randomBytes(16).toString('hex');
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS });
 
   constructor(private readonly adapterHost: HttpAdapterHost) {}
 
@@ -60,22 +67,30 @@ export class InternalDispatch implements OnApplicationShutdown {
     const server = this.adapterHost.httpAdapter.getHttpServer() as Server;
     const { port } = server.address() as AddressInfo;
     const target = { host: '127.0.0.1', port, method: 'GET', agent: this.agent, headers };
+    return this.send({ ...target, path: search ? `${path}?${search}` : path });
+  }
+
+  private send(options: RequestOptions, retries = MAX_SOCKETS): Promise<DispatchedResponse> {
     return new Promise<DispatchedResponse>((resolve, reject) => {
-      const outgoing = request(
-        { ...target, path: search ? `${path}?${search}` : path },
-        (incoming) => {
-          const chunks: Buffer[] = [];
-          incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
-          incoming.on('error', reject);
-          incoming.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            const json = /json/.test(String(incoming.headers['content-type']));
-            const body = text.length === 0 ? undefined : json ? JSON.parse(text) : text;
-            resolve({ status: incoming.statusCode ?? 502, headers: incoming.headers, body });
-          });
-        },
-      );
-      outgoing.on('error', reject);
+      const outgoing = request(options, (incoming) => {
+        const chunks: Buffer[] = [];
+        incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+        incoming.on('error', reject);
+        incoming.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const json = /json/.test(String(incoming.headers['content-type']));
+          const body = text.length === 0 ? undefined : json ? JSON.parse(text) : text;
+          resolve({ status: incoming.statusCode ?? 502, headers: incoming.headers, body });
+        });
+      });
+      outgoing.on('error', (error: NodeJS.ErrnoException) => {
+        // An idle kept-alive socket that the server closed (keepAliveTimeout) just as it was
+        // reused: the GET never reached the route. Each such failure drops one stale socket, so
+        // sending it again ends on a live or a fresh one (at most one retry per pooled socket).
+        const stale = outgoing.reusedSocket && error.code === 'ECONNRESET';
+        if (stale && retries > 0) resolve(this.send(options, retries - 1));
+        else reject(error);
+      });
       outgoing.end();
     });
   }
