@@ -15,6 +15,10 @@ export interface ExampleConfig {
   taskDelayMs: number;
   /** /health reports the reader degraded after changes are held back this long (ms). */
   healthHorizonStallMs: number;
+  /** A connection whose request headers are not complete by then gets a 408 (slowloris). */
+  httpHeadersTimeoutMs: number;
+  /** ... whose whole request (headers and body) is not complete by then. */
+  httpRequestTimeoutMs: number;
 }
 
 export const DEMO_API_KEYS = 'user1:key-1,user2:key-2';
@@ -75,6 +79,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
     maxWaitS: int(env, 'POLL_MAX_WAIT_S', 55, 1),
     taskDelayMs: int(env, 'TASK_DELAY_MS', 1000),
     healthHorizonStallMs: int(env, 'HEALTH_HORIZON_STALL_MS', 60_000, 1),
+    httpHeadersTimeoutMs: int(env, 'HTTP_HEADERS_TIMEOUT_MS', 10_000, 1),
+    httpRequestTimeoutMs: int(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, 1),
   };
 }
 

@@ -2,10 +2,16 @@ import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { existsSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
-import { ChangeReader, installJsonHttpErrors } from '../src';
+import { ChangeReader, ClientErrorsFilter, installJsonHttpErrors } from '../src';
 import { ExampleAppModule } from './app.module';
-import { embeddedPostgresPort, loadConfig, usesEmbeddedPostgres } from './config';
+import {
+  embeddedPostgresPort,
+  loadConfig,
+  usesEmbeddedPostgres,
+  type ExampleConfig,
+} from './config';
 import type { EmbeddedPostgres } from './embedded-postgres';
 import { setupOpenApi } from './openapi';
 
@@ -47,6 +53,22 @@ async function startEmbedded(
       'development only: set DATABASE_URL for a real database)',
   );
   return pg;
+}
+
+/**
+ * Closes slow clients (slowloris) with a 408: headers not complete after HTTP_HEADERS_TIMEOUT_MS,
+ * a request (headers and body) not complete after HTTP_REQUEST_TIMEOUT_MS. Node's defaults, 60 s
+ * and 300 s checked every 30 s, let idle sockets pile up. A held long poll is not cut: the
+ * request timeout ends once the request has been received.
+ */
+function closeSlowClients(server: Server, config: ExampleConfig): void {
+  server.headersTimeout = config.httpHeadersTimeoutMs;
+  server.requestTimeout = Math.max(config.httpHeadersTimeoutMs, config.httpRequestTimeoutMs);
+  // Read when the server starts listening (typed only as a createServer option): check every
+  // second rather than every 30 s, so a timeout is enforced within a second of its due time.
+  Object.assign(server, {
+    connectionsCheckingInterval: Math.min(1000, config.httpHeadersTimeoutMs),
+  });
 }
 
 /** SIGINT/SIGTERM/SIGHUP: close the app, then stop the embedded server, then exit by the signal. */
@@ -112,6 +134,9 @@ export async function startExampleApp(
       app.useStaticAssets(join(root, 'example', 'public'));
       app.useStaticAssets(join(root, 'dist', 'client-esm'), { prefix: '/sdk/' });
       setupOpenApi(app); // /docs and /docs-json
+      closeSlowClients(app.getHttpServer() as Server, config);
+      // Before listen: Nest reads global filters when it sets up its routes.
+      app.useGlobalFilters(new ClientErrorsFilter(app.getHttpAdapter()));
       await app.listen(config.port, env.HOST ?? '0.0.0.0');
       installJsonHttpErrors(app);
       await app.get(ChangeReader).whenLive();

@@ -42,6 +42,7 @@ export type { HttpPollingOptions } from './polling-options.interface';
 export { BatchPoll, type BatchPollOptions } from './http-polling/batch/batch-poll.decorator';
 export type { BatchFeedAnswer } from './http-polling/batch/batch-poll.interceptor';
 export { installJsonHttpErrors } from './http-polling/json-http-errors';
+export { ClientErrorsFilter } from './http-polling/client-errors.filter';
 export { LiveStream } from './http-polling/sse/live-stream.decorator';
 export type { LiveStreamOptions } from './http-polling/sse/live-stream.metadata';
 export { LiveStreamGate } from './http-polling/sse/live-stream.gate';
