@@ -120,8 +120,9 @@ describe('aborted long polls', () => {
         message: `wave ${wave}: ${held.size} of ${WAVE_SIZE} polls held`,
       });
       expect(held.feedCount).toBe(RUNS.length);
-      // The measurement sees the held requests' timers (one each), so it would see a leak.
-      if (wave === 0) expect(timeouts()).toBeGreaterThanOrEqual(baseline.timeouts + WAVE_SIZE);
+      // The measurement sees the held requests' timers (one each), so it would see a leak; the
+      // same few unrelated timers as below may have come and gone since the baseline.
+      if (wave === 0) expect(timeouts()).toBeGreaterThanOrEqual(baseline.timeouts + WAVE_SIZE - 3);
 
       for (const poll of polls) poll.request.destroy();
       await Promise.all(polls.map((poll) => poll.closed));

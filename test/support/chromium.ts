@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { installDebianPackage } from './debian-package';
 
 const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
 
@@ -15,21 +15,9 @@ export function findOrInstallChromium(): { path: string } | { missing: string } 
       : { missing: `CHROMIUM_PATH=${configured} does not exist` };
   const found = CANDIDATES.find((p) => existsSync(p));
   if (found) return { path: found };
-  if (process.getuid?.() !== 0 || !existsSync('/usr/bin/apt-get')) {
-    return {
-      missing:
-        'no Chromium found and cannot install one (needs root and apt-get): install Debian "chromium" or set CHROMIUM_PATH',
-    };
-  }
-  try {
-    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'chromium'], {
-      stdio: 'ignore',
-      timeout: 300_000,
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-  } catch (error) {
-    return { missing: `installing Debian chromium failed: ${(error as Error).message}` };
-  }
+  const failed = installDebianPackage('chromium');
+  if (failed)
+    return { missing: `no Chromium found and ${failed}: install it or set CHROMIUM_PATH` };
   const installed = CANDIDATES.find((p) => existsSync(p));
   return installed
     ? { path: installed }
