@@ -1,5 +1,6 @@
 import { HttpException, HttpStatus, Inject, Injectable } from '@nestjs/common';
 import type { Request, Response } from 'express';
+import { STATUS_CODES } from 'node:http';
 import { PollingMetrics, type RejectReason } from '../metrics/polling-metrics.service';
 import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
@@ -94,6 +95,10 @@ export class PollAdmission {
   ): never {
     this.metrics.rejected(reason);
     res.setHeader('Retry-After', String(Math.max(1, retryAfterS)));
-    throw new HttpException(message, status);
+    // The same {statusCode, error, message} shape as Nest's named exceptions.
+    throw new HttpException(
+      HttpException.createBody(message, STATUS_CODES[status] ?? String(status), status),
+      status,
+    );
   }
 }

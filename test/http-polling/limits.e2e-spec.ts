@@ -87,6 +87,7 @@ describe('admission limits over HTTP', () => {
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
     const body = (await res.json()) as ErrorBody;
     expect(body.statusCode).toBe(status);
+    expect(body.error).toBe(status === 429 ? 'Too Many Requests' : 'Service Unavailable');
     expect(typeof body.message).toBe('string');
     expect((body.message as string).length).toBeGreaterThan(0);
   }
