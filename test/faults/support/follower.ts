@@ -53,11 +53,10 @@ export class Follower {
       mode: this.mode,
       signal: this.abort.signal,
       headers: { Authorization: `Bearer ${this.apiKey}` },
-      wait: 10,
-      timeoutMs: 3000,
-      backoff: { baseMs: 100, maxMs: 1000 },
-      shortPoll: { minMs: 200, maxMs: 500 },
-      sse: { idleTimeoutMs: 20_000, maxFailures: 50 },
+      // The SDK's defaults (wait 25 s, backoff 1–30 s, SSE fallback after 3 failures), except the
+      // short poller's longest interval: its default, 30 s, is what the server suggests for a
+      // quiet feed, and the feed is quiet when it starts.
+      shortPoll: { maxMs: 1000 },
       onFallback: () => (this.fellBack = true),
       onError: () => void this.errors++,
       onChanges: (body) => {
