@@ -32,9 +32,9 @@ type IndexKind = 'memory' | 'redis';
 
 /** One reader run: head positions over time as the bus announced them. */
 interface ReaderRun {
-  /** Changes per second from the first commit (streaming) or first index write (replay) to the last. */
+  /** Changes per second from the first commit (streaming) or the backlog's release (backlog). */
   rate: number;
-  /** ms from the first commit (or first index write) until the head reached the count. */
+  /** ms from the first commit (or the release) until the head reached the count. */
   elapsedMs: number;
   /** Slope between 10 % and 90 % of the count: the steady rate, without start and end effects. */
   steadyRate: number;
@@ -52,7 +52,8 @@ const READ_TIMEOUT_MS = 60_000;
 /**
  * Reader throughput: how many changes per second the ChangeReader moves from the change log into
  * the index (in-memory and Redis), streaming (the reader runs while bulk INSERTs commit) and
- * replaying a pre-loaded log (a new index generation), against a bare pg client reading the same
+ * catching up a backlog (committed changes held back behind an open transaction, released at
+ * once when it ends), against a bare pg client reading the same
  * rows in (xid, id) order with the reader's batch size.
  */
 export async function readerThroughput(opts: ReaderThroughputOptions): Promise<BenchResult> {
@@ -78,7 +79,7 @@ export async function readerThroughput(opts: ReaderThroughputOptions): Promise<B
 
     const kinds: IndexKind[] = ['memory', 'redis'];
     const streaming = new Map<IndexKind, ReaderRun[]>(kinds.map((k) => [k, []]));
-    const replay = new Map<IndexKind, ReaderRun[]>(kinds.map((k) => [k, []]));
+    const backlog = new Map<IndexKind, ReaderRun[]>(kinds.map((k) => [k, []]));
     const floor: number[] = [];
     const readerSql: number[] = [];
     let runNo = 0;
@@ -111,18 +112,22 @@ export async function readerThroughput(opts: ReaderThroughputOptions): Promise<B
           `reader-throughput: run ${run + 1}, plain SELECT floor: ${f.toFixed(0)} rows/s; ` +
             `the reader's read() alone: ${q.toFixed(0)} rows/s`,
         );
-        // A new index generation replays the retained log: the reader's rate when rows are waiting.
-        const replayPrefix = `${prefixBase}${runNo++}:`;
-        await client.query('DELETE FROM polling_reader_state');
+        // A backlog released at once (a long transaction ends): the reader's rate when rows wait.
+        const backlogPrefix = `${prefixBase}${runNo++}:`;
+        await reset(client);
         try {
-          const r = await replayRun({ ...ctx, prefix: replayPrefix }, count);
-          replay.get(kind)!.push(r);
+          const r = await backlogRun({ ...ctx, prefix: backlogPrefix }, client, {
+            count,
+            insertBatch,
+            feeds,
+          });
+          backlog.get(kind)!.push(r);
           log(
-            `reader-throughput: run ${run + 1}, ${kind}, replay: ${r.rate.toFixed(0)} changes/s ` +
+            `reader-throughput: run ${run + 1}, ${kind}, backlog: ${r.rate.toFixed(0)} changes/s ` +
               `(steady ${r.steadyRate.toFixed(0)}/s, ${r.appends} index writes)`,
           );
         } finally {
-          if (kind === 'redis') await deleteKeys(redis, replayPrefix);
+          if (kind === 'redis') await deleteKeys(redis, backlogPrefix);
         }
       }
     }
@@ -133,7 +138,7 @@ export async function readerThroughput(opts: ReaderThroughputOptions): Promise<B
       const label = kind === 'memory' ? 'in-memory index' : 'Redis index';
       for (const [mode, runs] of [
         ['streaming', streaming.get(kind)!],
-        ['replay', replay.get(kind)!],
+        ['backlog', backlog.get(kind)!],
       ] as const) {
         const figure = figureOf(runs.map((r) => r.rate));
         rows.push({
@@ -141,7 +146,7 @@ export async function readerThroughput(opts: ReaderThroughputOptions): Promise<B
           row:
             mode === 'streaming'
               ? `reader throughput, ${label}: ${count / 1000}k changes streamed, commit → index`
-              : `reader catch-up, ${label}: replay of ${count / 1000}k logged changes`,
+              : `reader catch-up, ${label}: backlog of ${count / 1000}k changes released at once`,
           unit: 'changes/s',
           figure,
           baseline: base,
@@ -247,15 +252,9 @@ async function streamRun(
     const head = trackHead(app);
     try {
       let firstCommit = 0;
-      for (let from = 1; from <= load.count; from += load.insertBatch) {
-        const to = Math.min(load.count, from + load.insertBatch - 1);
-        await client.query(
-          `INSERT INTO ${TABLE} (channel, body)
-           SELECT 'c' || (g % $3::int), 'x' FROM generate_series($1::int, $2::int) g`,
-          [from, to, load.feeds],
-        );
+      await insertRows(client, load, (from) => {
         if (from === 1) firstCommit = performance.now();
-      }
+      });
       const lastCommit = performance.now();
       const atLastCommit = head.points[head.points.length - 1]?.[1] ?? 0;
       const done = await head.reached(load.count);
@@ -279,21 +278,57 @@ async function streamRun(
   }
 }
 
-async function replayRun(ctx: RunContext, count: number): Promise<ReaderRun> {
+/** Commits `count` changes in INSERT ... SELECT statements of `insertBatch` rows. */
+async function insertRows(
+  client: Client,
+  load: { count: number; insertBatch: number; feeds: number },
+  afterEach: (from: number) => void = () => undefined,
+): Promise<void> {
+  for (let from = 1; from <= load.count; from += load.insertBatch) {
+    const to = Math.min(load.count, from + load.insertBatch - 1);
+    await client.query(
+      `INSERT INTO ${TABLE} (channel, body)
+       SELECT 'c' || (g % $3::int), 'x' FROM generate_series($1::int, $2::int) g`,
+      [from, to, load.feeds],
+    );
+    afterEach(from);
+  }
+}
+
+/**
+ * A live reader, an open transaction holding the commit horizon while `count` changes commit
+ * behind it, then the transaction ends: from that moment until the head reaches the count.
+ */
+async function backlogRun(
+  ctx: RunContext,
+  client: Client,
+  load: { count: number; insertBatch: number; feeds: number },
+): Promise<ReaderRun> {
   const app = await startReader(ctx);
-  const head = trackHead(app);
+  const blocker = new Client({ connectionString: ctx.url });
   try {
-    const done = await head.reached(count);
-    const [start, first] = head.points[0];
-    const elapsedMs = done - start;
-    return {
-      rate: ((count - first) / elapsedMs) * 1000,
-      elapsedMs,
-      steadyRate: steadyRate(head.points, count),
-      appends: head.points.length,
-    };
+    await app.get(ChangeReader).whenLive();
+    await blocker.connect();
+    await blocker.query('BEGIN');
+    await blocker.query('SELECT pg_current_xact_id()'); // an xid: the horizon stops here
+    await insertRows(client, load);
+    const head = trackHead(app);
+    try {
+      const released = performance.now();
+      await blocker.query('COMMIT');
+      const done = await head.reached(load.count);
+      const elapsedMs = done - released;
+      return {
+        rate: (load.count / elapsedMs) * 1000,
+        elapsedMs,
+        steadyRate: steadyRate(head.points, load.count),
+        appends: head.points.length,
+      };
+    } finally {
+      head.stop();
+    }
   } finally {
-    head.stop();
+    await blocker.end().catch(() => undefined);
     await app.close();
   }
 }
@@ -375,7 +410,7 @@ function notes(
       `${median(runs.map((r) => r.appends))} index writes (≈ ${(p.count / median(runs.map((r) => r.appends))).toFixed(0)} changes each)` +
       (median(runs.map((r) => r.drainMs!)) < 100
         ? '; the reader kept within about one INSERT of the writer, so this row is bound by the ' +
-          'writer (a lower bound for the reader; its replay row is the ceiling).'
+          'writer (a lower bound for the reader; its backlog row is the ceiling).'
         : "; the reader fell behind the writer, so this row is the reader's own rate.")
     );
   };
@@ -386,16 +421,17 @@ function notes(
     `Streaming rows: the reader runs while one client commits INSERT ... SELECT generate_series ` +
       `statements of ${p.insertBatch} rows back to back (statement trigger → ${p.insertBatch} change ` +
       'rows per transaction); figure = changes after the first commit ÷ time from the first commit ' +
-      'to the head reaching the count. Replay rows: a new index generation replays the same ' +
-      'retained log (first index write → last). Baseline: a bare pg client SELECTs the same rows ' +
+      'to the head reaching the count. Backlog rows: the same INSERTs commit while an open ' +
+      'transaction holds the commit horizon, then it commits and the reader catches up (release → ' +
+      'head at the count). Baseline: a bare pg client SELECTs the same rows ' +
       "(xid, id, feed, resource_id as text) in (xid, id) keyset order, batches of the reader's " +
       'size, no horizon, no index — the floor for reading them; measured after each streaming run.',
     streamNote('memory'),
     streamNote('redis'),
-    `Where the replay time goes: the reader's own read() (the SELECT with the commit horizon and ` +
+    `Where the catch-up time goes: the reader's own read() (the SELECT with the commit horizon and ` +
       `the commit-age column, plus row decoding) alone from a bare client: a median ` +
       `${p.sqlOnly.median.toFixed(0)} rows/s (${p.sqlOnly.min.toFixed(0)}–${p.sqlOnly.max.toFixed(0)}), ` +
-      'vs the plain SELECT floor and the replay rows above; the rest is the index write, bus ' +
+      'vs the plain SELECT floor and the backlog rows above; the rest is the index write, bus ' +
       'notice and housekeeping, strictly one after the other (the reader does not read batch n+1 ' +
       'while writing batch n).',
   ];

@@ -1,6 +1,6 @@
 import type { Client } from 'pg';
 import { assertSchemaName } from './schema/schema-name';
-import type { ChangeLogCursor, ChangeLogRow } from './change-log-cursor';
+import { CHANGE_LOG_START, type ChangeLogCursor, type ChangeLogRow } from './change-log-cursor';
 
 export interface ReadResult {
   /** xmin of the statement's own snapshot: every xid below it has finished. */
@@ -69,6 +69,25 @@ export class ChangeLogQueries {
         });
     }
     return { horizon, rows: changes };
+  }
+
+  /**
+   * The last change below the commit horizon, read in one snapshot: every transaction below the
+   * horizon has ended, so no change at or before this cursor can still appear. A reader starting
+   * here skips the log's history and misses nothing that commits later.
+   */
+  async committedEnd(client: Client): Promise<ChangeLogCursor> {
+    const { rows } = await client.query<{ xid: string | null; id: string | null }>(`
+      SELECT c.xid::text AS xid, c.id::text AS id
+      FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) h
+      LEFT JOIN LATERAL (
+        SELECT xid, id FROM ${this.s}.polling_changes
+        WHERE xid < h.horizon
+        ORDER BY xid DESC, id DESC
+        LIMIT 1
+      ) c ON true`);
+    const [end] = rows;
+    return end.xid === null || end.id === null ? CHANGE_LOG_START : { xid: end.xid, id: end.id };
   }
 
   /** Whether the server records commit timestamps (a server setting; needs a restart to change). */

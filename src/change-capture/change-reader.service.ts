@@ -14,7 +14,7 @@ import {
 } from '../change-index/change-index.interface';
 import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
-import { CHANGE_LOG_START, type ChangeLogCursor, type ChangeLogRow } from './change-log-cursor';
+import type { ChangeLogCursor, ChangeLogRow } from './change-log-cursor';
 import { ChangeLogQueries } from './change-log.queries';
 import { IndexRetention } from './index-retention';
 import { postgresClientConfig } from './postgres-config';
@@ -210,7 +210,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     const client = connection.client;
     const tuning = this.options.reader;
     const chores = { lagCheck: 0, stateWrite: 0, prune: 0, verify: Date.now() };
-    let state = await this.loadState();
+    let state = await this.loadState(client);
     const commitTs = await this.queries.tracksCommitTimestamps(client); // for the delay metric
     // Start from a known gate state: closed (the reader is awake and about to read). A gate left
     // armed that nobody tracks would make every writer NOTIFY.
@@ -223,7 +223,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
       if (connection.broken) throw connection.broken;
       const batch = await this.queries.read(client, state.cursor, tuning.batchSize, commitTs);
       if (batch.rows.length > 0) {
-        state = await this.apply(state, batch.rows);
+        state = await this.apply(client, state, batch.rows);
         idleSince = null;
         // Changes are flowing: the reader polls anyway, so writers stop paying for NOTIFY.
         if (armedAt !== null) {
@@ -294,14 +294,14 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     }
     if (now - chores.verify >= this.options.reader.backstopMs) {
       chores.verify = now;
-      return this.verifyIndex(state);
+      return this.verifyIndex(client, state);
     }
     return state;
   }
 
-  private async loadState(): Promise<ReaderState> {
+  private async loadState(client: ReaderConnection['client']): Promise<ReaderState> {
     const head = await this.index.head();
-    return head ? this.stateOf(head) : this.rebuild(EMPTY_INDEX);
+    return head ? this.stateOf(head) : this.rebuild(client, EMPTY_INDEX);
   }
 
   private stateOf(head: IndexHead): ReaderState {
@@ -312,20 +312,30 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     };
   }
 
-  /** Starts a new generation and replays the retained change log into it. */
-  private async rebuild(reason: string): Promise<ReaderState> {
+  /**
+   * Starts a new generation at the end of the committed change log. Every cursor of the old one
+   * gets a 409, so its clients reload the data anyway: replaying the retained log into the new
+   * generation would only send reloading clients old changes again, and cost time and index
+   * memory in proportion to the retention.
+   */
+  private async rebuild(client: ReaderConnection['client'], reason: string): Promise<ReaderState> {
+    const cursor = await this.queries.committedEnd(client);
     const generation = Date.now().toString(36) + randomBytes(3).toString('hex');
-    const message = `starting index generation ${generation} from the change log: ${reason}`;
+    const message = `starting index generation ${generation} at the end of the change log: ${reason}`;
     // A first start is routine; a lost index is worth a warning.
     if (reason === EMPTY_INDEX) this.logger.log(message);
     else this.logger.warn(message);
     await this.index.startGeneration(generation);
     this.retention.reset();
     this.bus.publish({ kind: 'wake-all', reason: 'generation' });
-    return { generation, position: 0, cursor: CHANGE_LOG_START };
+    return { generation, position: 0, cursor };
   }
 
-  private async apply(state: ReaderState, rows: ChangeLogRow[]): Promise<ReaderState> {
+  private async apply(
+    client: ReaderConnection['client'],
+    state: ReaderState,
+    rows: ChangeLogRow[],
+  ): Promise<ReaderState> {
     const last = rows[rows.length - 1];
     const result = await this.index.append({
       generation: state.generation,
@@ -335,11 +345,11 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
       readerId: last.id,
     });
     if (!result.ok) {
-      if (result.reason === 'lost') return this.rebuild('the index lost its generation');
+      if (result.reason === 'lost') return this.rebuild(client, 'the index lost its generation');
       // Another writer moved the head (a leader that has not noticed it lost the lock yet):
       // continue from the index's own checkpoint, which is consistent with its positions.
       this.logger.warn('index head moved under the reader; resuming from the index checkpoint');
-      return this.loadState();
+      return this.loadState(client);
     }
     const position = result.head.position;
     this.retention.record(position);
@@ -354,10 +364,13 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   }
 
   /** Notices an index that was wiped or moved on (Redis restart, FLUSHALL) while idle. */
-  private async verifyIndex(state: ReaderState): Promise<ReaderState> {
+  private async verifyIndex(
+    client: ReaderConnection['client'],
+    state: ReaderState,
+  ): Promise<ReaderState> {
     const head = await this.index.head();
     if (head === null || head.generation !== state.generation) {
-      return this.rebuild('the index lost its generation');
+      return this.rebuild(client, 'the index lost its generation');
     }
     return head.position === state.position ? state : this.stateOf(head);
   }

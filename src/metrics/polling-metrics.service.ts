@@ -280,7 +280,7 @@ export class PollingMetrics implements OnModuleInit, OnModuleDestroy {
       }),
       generations: new prom.Counter({
         name: name('index_generations_total'),
-        help: 'Index generations started (first start, or a lost/wiped index rebuilt from the change log)',
+        help: 'Index generations started (first start, or a new one after a lost/wiped index)',
         registers,
       }),
     };
