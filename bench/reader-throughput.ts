@@ -46,6 +46,13 @@ interface ReaderRun {
   drainMs?: number;
 }
 
+/** Changes committed in INSERT ... SELECT statements of `insertBatch` rows over `feeds` feeds. */
+interface BulkLoad {
+  count: number;
+  insertBatch: number;
+  feeds: number;
+}
+
 const TABLE = 'bulk_items';
 const READ_TIMEOUT_MS = 60_000;
 
@@ -241,11 +248,7 @@ function steadyRate(points: Array<[number, number]>, count: number): number {
   return ((to[1] - from[1]) / (to[0] - from[0])) * 1000;
 }
 
-async function streamRun(
-  ctx: RunContext,
-  client: Client,
-  load: { count: number; insertBatch: number; feeds: number },
-): Promise<ReaderRun> {
+async function streamRun(ctx: RunContext, client: Client, load: BulkLoad): Promise<ReaderRun> {
   const app = await startReader(ctx);
   try {
     await app.get(ChangeReader).whenLive();
@@ -281,7 +284,7 @@ async function streamRun(
 /** Commits `count` changes in INSERT ... SELECT statements of `insertBatch` rows. */
 async function insertRows(
   client: Client,
-  load: { count: number; insertBatch: number; feeds: number },
+  load: BulkLoad,
   afterEach: (from: number) => void = () => undefined,
 ): Promise<void> {
   for (let from = 1; from <= load.count; from += load.insertBatch) {
@@ -299,11 +302,7 @@ async function insertRows(
  * A live reader, an open transaction holding the commit horizon while `count` changes commit
  * behind it, then the transaction ends: from that moment until the head reaches the count.
  */
-async function backlogRun(
-  ctx: RunContext,
-  client: Client,
-  load: { count: number; insertBatch: number; feeds: number },
-): Promise<ReaderRun> {
+async function backlogRun(ctx: RunContext, client: Client, load: BulkLoad): Promise<ReaderRun> {
   const app = await startReader(ctx);
   const blocker = new Client({ connectionString: ctx.url });
   try {

@@ -1,5 +1,6 @@
 import { Agent } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parsePrometheusText } from '../support/prometheus-text';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { waitFor } from '../support/wait-for';
 import { OtherClientProcess } from './support/abuse-other-process';
@@ -19,7 +20,6 @@ import {
   HEAP_PROBE_OPTIONS,
   heapAfterGc,
   metricLabels,
-  metricSum,
   rssMb,
   Tally,
   type HeapReading,
@@ -113,7 +113,7 @@ describe('abuse against one example process', () => {
     return (await exchange(url('/metrics'), { agent, timeoutMs: 10_000 }).answer).body;
   }
 
-  const heldNow = async () => metricSum(await metrics(), 'polling_held_requests');
+  const heldNow = async () => parsePrometheusText(await metrics()).value('polling_held_requests');
 
   async function headCursor(channel: string, headers = USER1): Promise<string> {
     const answer = await exchange(url(`/channels/${channel}/changes`), { headers, agent }).answer;
@@ -410,7 +410,9 @@ describe('abuse against one example process', () => {
     await phase('10,000 aborted', FLOOD_P99_MS, async () => {
       const channels = Array.from({ length: 10 }, (_, i) => `abort-${i}`);
       const cursors = await Promise.all(channels.map((c) => headCursor(c)));
-      closedBefore = metricSum(await metrics(), 'polling_wakeups_total', { reason: 'closed' });
+      closedBefore = parsePrometheusText(await metrics()).value('polling_wakeups_total', {
+        reason: 'closed',
+      });
       const tally = new Tally();
       for (let wave = 0; wave < WAVES; wave++) {
         const polls = freshAgent();
@@ -446,7 +448,9 @@ describe('abuse against one example process', () => {
     try {
       await waitFor(async () => (await heldNow()) === 0, { timeoutMs: 5000, intervalMs: 50 });
       const text = await metrics();
-      const closed = metricSum(text, 'polling_wakeups_total', { reason: 'closed' }) - closedBefore;
+      const closed =
+        parsePrometheusText(text).value('polling_wakeups_total', { reason: 'closed' }) -
+        closedBefore;
       // Each aborted held poll ends as one `closed` wakeup. The held gauge also counts the other
       // client's long poll, so the last poll of a wave may have been aborted just before it was
       // held: allow one per wave.
@@ -483,7 +487,7 @@ describe('abuse against one example process', () => {
     // The server's own count of poll answers, including those to clients that had gone.
     const answers = metricLabels(text, 'polling_responses_total');
     expect(answers.filter((labels) => /status="5\d\d"/.test(labels))).toEqual([]);
-    expect(metricSum(text, 'polling_rejected_total', { status: '503' })).toBe(0);
+    expect(parsePrometheusText(text).value('polling_rejected_total', { status: '503' })).toBe(0);
     expect(abuserStatuses.serverErrors()).toEqual([]);
     // Every phase of the other client, also those whose test failed before checking it.
     for (const name of other.phases()) {

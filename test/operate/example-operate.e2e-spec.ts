@@ -1,7 +1,7 @@
 import { Client } from 'pg';
 import { startExampleOnFreshDatabase, type RunningExample } from '../support/example-app';
 import { waitFor } from '../support/wait-for';
-import { scrape, type Scrape } from './support/prometheus-text';
+import { scrape, type Scrape } from '../support/prometheus-text';
 
 const USER1 = { authorization: 'Bearer key-1' };
 const USER2 = { authorization: 'Bearer key-2' };

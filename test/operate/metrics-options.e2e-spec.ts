@@ -24,7 +24,7 @@ import { createItemsTable, itemsOptions, startPollingApp } from '../support/poll
 import { deleteKeys, redisUrl, uniquePrefix } from '../support/redis-test';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { waitFor } from '../support/wait-for';
-import { parsePrometheusText, scrape } from './support/prometheus-text';
+import { parsePrometheusText, scrape } from '../support/prometheus-text';
 
 @Controller('runs/:run')
 class OpsFeedController {

@@ -104,20 +104,6 @@ export async function heapAfterGc(
   }
 }
 
-/** Sum of a Prometheus metric's samples whose labels include every `labels` pair. */
-export function metricSum(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const wanted = Object.entries(labels).every(([k, v]) =>
-      (match[2] ?? '').includes(`${k}="${v}"`),
-    );
-    if (wanted) sum += Number(match[3]);
-  }
-  return sum;
-}
-
 /** Label sets of a metric's samples, e.g. `{feed="messages",kind="long",status="200"}`. */
 export function metricLabels(text: string, name: string): string[] {
   return text

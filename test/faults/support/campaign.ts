@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { OwnedPostgres } from '../../support/owned-postgres';
 import { OwnedRedisServer } from '../../support/redis-server';
 import { TcpProxy } from '../../support/tcp-proxy';
@@ -56,8 +57,6 @@ const FOLLOWERS: [string, FollowMode][] = [
   ['gamma', 'long'],
   ['gamma', 'sse'],
 ];
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Waits until every follower has its channel's newest acknowledged change. Returns the ms taken

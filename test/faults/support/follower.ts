@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { followFeed } from '../../../src/client';
 
 export type FollowMode = 'long' | 'sse' | 'short';
@@ -14,8 +15,6 @@ export interface Sightings {
   /** Times the id came in a reload after a 409. */
   refetches: number;
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * One client following one channel through the client SDK, the way an app would: deliveries go to

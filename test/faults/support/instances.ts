@@ -1,3 +1,4 @@
+import { scrape } from '../../support/prometheus-text';
 import { waitFor } from '../../support/wait-for';
 import type { ExampleProcess } from './example-process';
 
@@ -50,11 +51,5 @@ export async function findLeader(
 
 /** Requests held right now by the instance, summed over feeds (from its /metrics). */
 export async function heldRequests(instance: ExampleProcess): Promise<number> {
-  const text = await (await fetch(`${instance.url}/metrics`)).text();
-  let held = 0;
-  for (const line of text.split('\n')) {
-    const match = /^\w*held_requests(?:\{[^}]*\})? (\d+)/.exec(line);
-    if (match) held += Number(match[1]);
-  }
-  return held;
+  return (await scrape(`${instance.url}/metrics`)).value('polling_held_requests');
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'pg';
 
 export interface AckedWrite {
@@ -6,8 +7,6 @@ export interface AckedWrite {
   /** The fault running when the commit was acknowledged ('steady' between faults). */
   phase: string;
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Writers that keep committing messages straight to PostgreSQL while faults happen: single
