@@ -6,6 +6,9 @@ function jsonBody(status: number, message: string): string {
   return JSON.stringify({ statusCode: status, error: STATUS_CODES[status], message });
 }
 
+/** How long a rejected connection may go on sending before it is cut. */
+const LINGER_MS = 2000;
+
 /** Node's own answer is 408 for a request not received within headersTimeout/requestTimeout. */
 function clientErrorAnswer(code: string | undefined): [number, string] {
   if (code === 'HPE_HEADER_OVERFLOW') return [431, 'request headers too large'];
@@ -29,5 +32,10 @@ export function installJsonHttpErrors(app: INestApplication): void {
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
+    // Close in stages (RFC 9112 §9.6): closing with the rest of a huge request still unread makes
+    // the kernel send a reset, which can destroy the answer before the client has read it. Read and
+    // drop what still comes until the client closes, for at most LINGER_MS.
+    socket.resume();
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
   });
 }
