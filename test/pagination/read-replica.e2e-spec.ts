@@ -79,4 +79,3 @@ async function query(db: TestDatabase, sql: string) {
     await client.end();
   }
 }
-
