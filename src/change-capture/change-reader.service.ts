@@ -325,7 +325,9 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     // A first start is routine; a lost index is worth a warning.
     if (reason === EMPTY_INDEX) this.logger.log(message);
     else this.logger.warn(message);
-    await this.index.startGeneration(generation);
+    // The checkpoint goes into the index with the generation: a reader that reconnects or takes
+    // over before the first append resumes here instead of replaying the retained log into it.
+    await this.index.startGeneration(generation, { readerXid: cursor.xid, readerId: cursor.id });
     this.retention.reset();
     this.bus.publish({ kind: 'wake-all', reason: 'generation' });
     return { generation, position: 0, cursor };
