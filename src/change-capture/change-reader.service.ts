@@ -12,10 +12,11 @@ import {
   type ChangeIndex,
   type IndexHead,
 } from '../change-index/change-index.interface';
-import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
+import { POLLING_INDEX_KEYS, POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
 import type { ChangeLogCursor, ChangeLogRow } from './change-log-cursor';
 import { ChangeLogQueries } from './change-log.queries';
+import type { IndexKeys } from './index-keys';
 import { IndexRetention } from './index-retention';
 import { postgresClientConfig } from './postgres-config';
 import { ReaderConnection } from './reader-connection';
@@ -77,6 +78,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
     @Inject(CHANGE_INDEX) private readonly index: ChangeIndex,
     private readonly bus: ChangeBus,
+    @Inject(POLLING_INDEX_KEYS) private readonly keys: IndexKeys,
   ) {
     this.queries = new ChangeLogQueries(options.schema);
     this.retention = new IndexRetention(options.retention.maxAgeMs, options.retention.maxRows);
@@ -189,7 +191,8 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
 
   /** Waits for the leader lock; returns false when stopped first. Follows the index meanwhile. */
   private async becomeLeader(connection: ReaderConnection): Promise<boolean> {
-    const lockKey = `nestjs-polling:${this.options.schema}:${this.options.keyPrefix}`;
+    // One lock per index: named like the index, after the change log it is built from.
+    const lockKey = this.keys.leaderLock;
     while (!this.stopped) {
       const [row] = await connection.query<{ ok: boolean }>(
         'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok',
