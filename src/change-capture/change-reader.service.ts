@@ -198,7 +198,12 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
         'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok',
         [lockKey],
       );
-      if (row.ok) return true;
+      if (row.ok) {
+        // The previous leader may have died between an append and its announcement: wake every
+        // instance's waiters to re-check against the index, or they sleep until their wait ends.
+        this.bus.publish({ kind: 'wake-all', reason: 'takeover' });
+        return true;
+      }
       this.currentRole = 'follower';
       const head = await this.index.head().catch(() => null);
       this.setLive(head !== null);
