@@ -1,3 +1,4 @@
+import Redis from 'ioredis';
 import { Client } from 'pg';
 import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
 import { createItemsTable } from '../support/polling-app';
@@ -103,5 +104,12 @@ describe('two change logs sharing one Redis and the default keyPrefix', () => {
     });
     const clean = { missing: 0, foreign: 0, refetches: 0 };
     expect(outcome).toEqual([clean, clean]);
+
+    // Two indexes under the one prefix, each named after its change log.
+    const admin = new Redis(redis.url);
+    const heads = await admin.keys('polling:*meta');
+    await admin.quit();
+    expect(heads).toHaveLength(2);
+    heads.forEach((key) => expect(key).toMatch(/^polling:[0-9a-f]{12}:meta$/));
   });
 });
