@@ -27,7 +27,10 @@ export async function readChangeLogIdentity(client: Client, schema: string): Pro
   } catch (error) {
     // Readable by everyone by default; a server that revokes it still gets distinct keys per
     // database name, only not per cluster for equal names.
-    logger.warn(`pg_control_system() is not readable (${(error as Error).message})`);
+    logger.warn(
+      `pg_control_system() is not readable (${(error as Error).message}); the index is named ` +
+        'after the database name, so set keyPrefix apart for equal names on other clusters',
+    );
     cluster = `name:${database.name}`;
   }
   return createHash('sha256')

@@ -44,6 +44,25 @@ describe('change log identity', () => {
     expect(new Set(ids).size).toBe(3);
   });
 
+  it('still tells databases apart for a role that may not read pg_control_system()', async () => {
+    const role = `polling_identity_${process.pid}`;
+    const admin = clients[1];
+    await admin.query(`CREATE ROLE ${role} LOGIN`);
+    // pg_proc is per database: the revoke touches only this test database.
+    await admin.query('REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC');
+    const restricted = new Client({ ...dbs[1].config, user: role });
+    try {
+      await restricted.connect();
+      const id = await readChangeLogIdentity(restricted, 'public');
+      expect(id).toMatch(/^[0-9a-f]{12}$/);
+      expect(id).not.toBe(await readChangeLogIdentity(clients[0], 'public'));
+      expect(await readChangeLogIdentity(restricted, 'polling')).not.toBe(id);
+    } finally {
+      await restricted.end();
+      await admin.query(`DROP ROLE ${role}`);
+    }
+  });
+
   it('names the index keys, the bus channel and the leader lock after it', () => {
     expect(indexKeys('polling:', 'public', '0123456789ab')).toEqual({
       prefix: 'polling:0123456789ab:',
