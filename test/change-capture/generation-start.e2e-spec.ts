@@ -1,8 +1,10 @@
 import { Client } from 'pg';
+import { ChangeReader } from '../../src';
 import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
 import { createItemsTable } from '../support/polling-app';
 import { OwnedRedisServer } from '../support/redis-server';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
+import { waitFor } from '../support/wait-for';
 
 interface ChangesBody {
   changes: { id: string; op: string }[];
@@ -41,6 +43,22 @@ describe('a new index generation', () => {
     app = null;
   };
 
+  /** The follower's starting point: the feed's head cursor, at position 0 of a new generation. */
+  async function headCursor(items: ItemsApp): Promise<string> {
+    const res = await fetch(`${items.url}/runs/1/changes`);
+    expect(res.status).toBe(200);
+    const { cursor } = (await res.json()) as ChangesBody;
+    expect(cursor).toMatch(/\.0\./);
+    return cursor;
+  }
+
+  /** The ids a long poll from `cursor` gets. */
+  async function changesAfter(items: ItemsApp, cursor: string): Promise<string[]> {
+    const res = await fetch(`${items.url}/runs/1/changes?since=${cursor}&wait=10`);
+    expect(res.status).toBe(200);
+    return ((await res.json()) as ChangesBody).changes.map((c) => c.id);
+  }
+
   it('is not filled with the retained log when the app restarts before its first write', async () => {
     // History: 1,000 changes in the retained change log.
     await start();
@@ -53,10 +71,7 @@ describe('a new index generation', () => {
     // follower takes the feed's head cursor from it.
     await redis.flushAll();
     const first = await start();
-    const head = await fetch(`${first.url}/runs/1/changes`);
-    expect(head.status).toBe(200);
-    const { cursor } = (await head.json()) as ChangesBody;
-    expect(cursor).toMatch(/\.0\./); // position 0 of the new generation
+    const cursor = await headCursor(first);
 
     // The app restarts before anything is written, then one write.
     await stop();
@@ -65,9 +80,25 @@ describe('a new index generation', () => {
       "INSERT INTO items (run, body) VALUES (1, 'new') RETURNING id",
     );
 
-    const res = await fetch(`${second.url}/runs/1/changes?since=${cursor}&wait=10`);
-    expect(res.status).toBe(200);
-    const body = (await res.json()) as ChangesBody;
-    expect(body.changes.map((c) => c.id)).toEqual([rows[0].id]);
+    expect(await changesAfter(second, cursor)).toEqual([rows[0].id]);
+  });
+
+  it('is not filled with the retained log when the reader reconnects before its first write', async () => {
+    await stop();
+    await redis.flushAll();
+    const items = await start();
+    const cursor = await headCursor(items);
+
+    // The reader's session dies; it connects again and leads on from the index's checkpoint.
+    const reader = items.app.get(ChangeReader);
+    const pid = reader.backendPid;
+    await writer.query('SELECT pg_terminate_backend($1)', [pid]);
+    await waitFor(() => reader.role === 'leader' && reader.backendPid !== pid, {
+      message: 'the reader reconnected',
+    });
+    const { rows } = await writer.query<{ id: string }>(
+      "INSERT INTO items (run, body) VALUES (1, 'after the reconnect') RETURNING id",
+    );
+    expect(await changesAfter(items, cursor)).toEqual([rows[0].id]);
   });
 });
