@@ -2,7 +2,9 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { ChangeBus } from './change-bus/change-bus.service';
 import { RedisBusRelay } from './change-bus/redis-bus-relay';
+import { changeLogIdentity } from './change-capture/change-log-identity';
 import { ChangeReader } from './change-capture/change-reader.service';
+import { indexKeys, type IndexKeys } from './change-capture/index-keys';
 import { CHANGE_INDEX } from './change-index/change-index.interface';
 import { MemoryChangeIndex } from './change-index/memory-change-index';
 import { RedisChangeIndex } from './change-index/redis-change-index';
@@ -30,7 +32,7 @@ import {
   POLLING_MODULE_OPTIONS,
   POLLING_OPTIONS_TYPE,
 } from './polling.module-definition';
-import { POLLING_REDIS, POLLING_RESOLVED_OPTIONS } from './polling.tokens';
+import { POLLING_INDEX_KEYS, POLLING_REDIS, POLLING_RESOLVED_OPTIONS } from './polling.tokens';
 import { resolveMetrics, resolveOptions, type ResolvedOptions } from './resolve-options';
 
 @Module({
@@ -47,21 +49,33 @@ import { resolveMetrics, resolveOptions, type ResolvedOptions } from './resolve-
       inject: [POLLING_RESOLVED_OPTIONS],
     },
     {
-      provide: CHANGE_INDEX,
-      useFactory: (options: ResolvedOptions, redis: RedisHandle | null) =>
-        redis ? new RedisChangeIndex(redis.client, options.keyPrefix) : new MemoryChangeIndex(),
+      provide: POLLING_INDEX_KEYS,
+      // A shared index is named after its change log, so change logs sharing a Redis and a
+      // keyPrefix never share an index.
+      useFactory: async (options: ResolvedOptions, redis: RedisHandle | null) =>
+        indexKeys(
+          options.keyPrefix,
+          options.schema,
+          redis ? await changeLogIdentity(options) : null,
+        ),
       inject: [POLLING_RESOLVED_OPTIONS, POLLING_REDIS],
+    },
+    {
+      provide: CHANGE_INDEX,
+      useFactory: (keys: IndexKeys, redis: RedisHandle | null) =>
+        redis ? new RedisChangeIndex(redis.client, keys.prefix) : new MemoryChangeIndex(),
+      inject: [POLLING_INDEX_KEYS, POLLING_REDIS],
     },
     ChangeBus,
     {
       provide: RedisBusRelay,
-      useFactory: async (options: ResolvedOptions, redis: RedisHandle | null, bus: ChangeBus) => {
+      useFactory: async (keys: IndexKeys, redis: RedisHandle | null, bus: ChangeBus) => {
         if (!redis) return null;
-        const relay = new RedisBusRelay(redis.client, `${options.keyPrefix}bus`, bus);
+        const relay = new RedisBusRelay(redis.client, keys.busChannel, bus);
         await relay.start();
         return relay;
       },
-      inject: [POLLING_RESOLVED_OPTIONS, POLLING_REDIS, ChangeBus],
+      inject: [POLLING_INDEX_KEYS, POLLING_REDIS, ChangeBus],
     },
     ChangeReader,
     PollingConnections,

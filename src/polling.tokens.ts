@@ -4,6 +4,8 @@ import { Inject } from '@nestjs/common';
 export const POLLING_RESOLVED_OPTIONS = Symbol('nestjs-polling:ResolvedOptions');
 /** The Redis connection the module uses, or null for the in-memory index. */
 export const POLLING_REDIS = Symbol('nestjs-polling:Redis');
+/** IndexKeys: the index's key prefix, bus channel and leader lock (see index-keys.ts). */
+export const POLLING_INDEX_KEYS = Symbol('nestjs-polling:IndexKeys');
 
 export const InjectPollingOptions = () => Inject(POLLING_RESOLVED_OPTIONS);
 export const InjectPollingRedis = () => Inject(POLLING_REDIS);

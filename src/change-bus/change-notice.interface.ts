@@ -15,7 +15,11 @@ export type ChangeNotice =
       committedAt?: number;
     }
   | {
-      /** Every local waiter must re-check its cursor (pub/sub gap, new generation, shutdown). */
+      /**
+       * Every local waiter must re-check its cursor: pub/sub gap, new generation, shutdown, a new
+       * leader (its predecessor may have appended without announcing it), or a publish that
+       * failed (`republish`: sent once publishing works again).
+       */
       kind: 'wake-all';
-      reason: 'reconnect' | 'generation' | 'shutdown';
+      reason: 'reconnect' | 'generation' | 'shutdown' | 'takeover' | 'republish';
     };

@@ -12,10 +12,11 @@ import {
   type ChangeIndex,
   type IndexHead,
 } from '../change-index/change-index.interface';
-import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
+import { POLLING_INDEX_KEYS, POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
 import type { ChangeLogCursor, ChangeLogRow } from './change-log-cursor';
 import { ChangeLogQueries } from './change-log.queries';
+import type { IndexKeys } from './index-keys';
 import { IndexRetention } from './index-retention';
 import { postgresClientConfig } from './postgres-config';
 import { ReaderConnection } from './reader-connection';
@@ -77,6 +78,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
     @Inject(CHANGE_INDEX) private readonly index: ChangeIndex,
     private readonly bus: ChangeBus,
+    @Inject(POLLING_INDEX_KEYS) private readonly keys: IndexKeys,
   ) {
     this.queries = new ChangeLogQueries(options.schema);
     this.retention = new IndexRetention(options.retention.maxAgeMs, options.retention.maxRows);
@@ -189,13 +191,19 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
 
   /** Waits for the leader lock; returns false when stopped first. Follows the index meanwhile. */
   private async becomeLeader(connection: ReaderConnection): Promise<boolean> {
-    const lockKey = `nestjs-polling:${this.options.schema}:${this.options.keyPrefix}`;
+    // One lock per index: named like the index, after the change log it is built from.
+    const lockKey = this.keys.leaderLock;
     while (!this.stopped) {
       const [row] = await connection.query<{ ok: boolean }>(
         'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok',
         [lockKey],
       );
-      if (row.ok) return true;
+      if (row.ok) {
+        // The previous leader may have died between an append and its announcement: wake every
+        // instance's waiters to re-check against the index, or they sleep until their wait ends.
+        this.bus.publish({ kind: 'wake-all', reason: 'takeover' });
+        return true;
+      }
       this.currentRole = 'follower';
       const head = await this.index.head().catch(() => null);
       this.setLive(head !== null);
@@ -325,7 +333,9 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     // A first start is routine; a lost index is worth a warning.
     if (reason === EMPTY_INDEX) this.logger.log(message);
     else this.logger.warn(message);
-    await this.index.startGeneration(generation);
+    // The checkpoint goes into the index with the generation: a reader that reconnects or takes
+    // over before the first append resumes here instead of replaying the retained log into it.
+    await this.index.startGeneration(generation, { readerXid: cursor.xid, readerId: cursor.id });
     this.retention.reset();
     this.bus.publish({ kind: 'wake-all', reason: 'generation' });
     return { generation, position: 0, cursor };

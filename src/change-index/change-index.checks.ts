@@ -1,4 +1,4 @@
-import type { ChangedResource, FeedChanges } from './change-index.interface';
+import type { ChangedResource, FeedChanges, ReaderCheckpoint } from './change-index.interface';
 
 /** Argument checks and the answer shape both ChangeIndex implementations share. */
 
@@ -17,6 +17,14 @@ export function assertLimit(limit: number): void {
 export function assertGeneration(generation: string): void {
   if (typeof generation !== 'string' || generation.length === 0) {
     throw new RangeError('generation must be a non-empty string');
+  }
+}
+
+const DECIMAL = /^(0|[1-9][0-9]{0,19})$/;
+
+export function assertCheckpoint(checkpoint: ReaderCheckpoint): void {
+  if (!DECIMAL.test(checkpoint?.readerXid) || !DECIMAL.test(checkpoint?.readerId)) {
+    throw new RangeError('checkpoint must hold readerXid and readerId as decimal strings');
   }
 }
 

@@ -15,6 +15,13 @@ export interface IndexHead {
   floor: number;
 }
 
+/** Where the reader stands in the change log: the (xid, id) of the last row it indexed. */
+export interface ReaderCheckpoint {
+  /** Decimal strings; ('0', '0') is the start of the change log. */
+  readerXid: string;
+  readerId: string;
+}
+
 export interface IndexedChange {
   feed: string;
   resourceId: string;
@@ -71,8 +78,12 @@ export interface ChangeIndex {
   readonly shared: boolean;
   /** The current head, or null when the index holds no generation (never built or lost). */
   head(): Promise<IndexHead | null>;
-  /** Drops everything under this index and starts `generation` at position 0. */
-  startGeneration(generation: string): Promise<IndexHead>;
+  /**
+   * Drops everything under this index and starts `generation` at position 0, with the reader's
+   * checkpoint where the generation starts in the change log. Both are written together: a reader
+   * that takes over (or reconnects) before the first append resumes there, not at the log's start.
+   */
+  startGeneration(generation: string, checkpoint: ReaderCheckpoint): Promise<IndexHead>;
   /** Writes a batch atomically and idempotently (ZADD GT semantics). */
   append(batch: AppendBatch): Promise<AppendResult>;
   /** The latest position of one feed: the cheap call behind ETags (no change list). */

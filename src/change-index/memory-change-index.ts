@@ -2,6 +2,7 @@ import {
   assertPosition,
   assertLimit,
   assertGeneration,
+  assertCheckpoint,
   changesAnswer,
 } from './change-index.checks';
 import type {
@@ -12,6 +13,7 @@ import type {
   FeedChanges,
   FeedPosition,
   IndexHead,
+  ReaderCheckpoint,
 } from './change-index.interface';
 
 /** Compact a feed's log once it holds this many superseded entries and more than live ones. */
@@ -49,10 +51,12 @@ export class MemoryChangeIndex implements ChangeIndex {
     return this.current ? { ...this.current } : null;
   }
 
-  async startGeneration(generation: string): Promise<IndexHead> {
+  async startGeneration(generation: string, checkpoint: ReaderCheckpoint): Promise<IndexHead> {
     assertGeneration(generation);
+    assertCheckpoint(checkpoint);
+    const { readerXid, readerId } = checkpoint;
     this.feeds = new Map();
-    this.current = { generation, position: 0, readerXid: '0', readerId: '0', floor: 0 };
+    this.current = { generation, position: 0, readerXid, readerId, floor: 0 };
     return { ...this.current };
   }
 

@@ -68,13 +68,16 @@ local rows = redis.call('ZRANGE', KEYS[2], '(' .. ARGV[3], '+inf', 'BYSCORE', 'L
 return {'changes', meta[1], feedMaxText, rows}
 `;
 
-/** KEYS: meta, feeds, floors. ARGV: prefix, generation. Wipes the index, then starts at 0. */
+/**
+ * KEYS: meta, feeds, floors. ARGV: prefix, generation, readerXid, readerId. Wipes the index, then
+ * starts at position 0 with the reader checkpoint where the generation begins in the change log.
+ */
 export const START_GENERATION_SCRIPT = `
 for _, feed in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   redis.call('DEL', ARGV[1] .. 'feed:' .. feed)
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('HSET', KEYS[1], 'generation', ARGV[2], 'position', '0', 'readerXid', '0', 'readerId', '0', 'floor', '0')
+redis.call('HSET', KEYS[1], 'generation', ARGV[2], 'position', '0', 'readerXid', ARGV[3], 'readerId', ARGV[4], 'floor', '0')
 return 1
 `;
 

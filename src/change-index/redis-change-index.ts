@@ -1,4 +1,9 @@
-import { assertPosition, changesAnswer } from './change-index.checks';
+import {
+  assertCheckpoint,
+  assertGeneration,
+  assertPosition,
+  changesAnswer,
+} from './change-index.checks';
 import { createHash } from 'node:crypto';
 import type Redis from 'ioredis';
 import type {
@@ -9,6 +14,7 @@ import type {
   FeedChanges,
   FeedPosition,
   IndexHead,
+  ReaderCheckpoint,
 } from './change-index.interface';
 import {
   APPEND_SCRIPT,
@@ -84,16 +90,16 @@ export class RedisChangeIndex implements ChangeIndex {
     };
   }
 
-  async startGeneration(generation: string): Promise<IndexHead> {
-    if (typeof generation !== 'string' || generation.length === 0) {
-      throw new RangeError('generation must be a non-empty string');
-    }
+  async startGeneration(generation: string, checkpoint: ReaderCheckpoint): Promise<IndexHead> {
+    assertGeneration(generation);
+    assertCheckpoint(checkpoint);
+    const { readerXid, readerId } = checkpoint;
     await this.run(
       scripts.startGeneration,
       [this.metaKey, this.feedsKey, this.floorsKey],
-      [this.keyPrefix, generation],
+      [this.keyPrefix, generation, readerXid, readerId],
     );
-    return { generation, position: 0, readerXid: '0', readerId: '0', floor: 0 };
+    return { generation, position: 0, readerXid, readerId, floor: 0 };
   }
 
   async append(batch: AppendBatch): Promise<AppendResult> {

@@ -12,6 +12,8 @@ export type ChangeIndexFactory = () => Promise<{
 }>;
 
 const GEN = 'gen-1';
+/** The reader checkpoint of a generation that starts at the beginning of the change log. */
+const LOG_START = { readerXid: '0', readerId: '0' };
 
 /** The behaviour every ChangeIndex implementation must share. */
 export function describeChangeIndexContract(name: string, factory: ChangeIndexFactory): void {
@@ -53,7 +55,7 @@ export function describeChangeIndexContract(name: string, factory: ChangeIndexFa
 
     describe('startGeneration', () => {
       it('starts at position 0', async () => {
-        const head = await index.startGeneration(GEN);
+        const head = await index.startGeneration(GEN, LOG_START);
         const expected = { generation: GEN, position: 0, readerXid: '0', readerId: '0', floor: 0 };
         expect(head).toEqual(expected);
         expect(await index.head()).toEqual(expected);
@@ -66,17 +68,41 @@ export function describeChangeIndexContract(name: string, factory: ChangeIndexFa
         });
       });
 
+      it('records where the generation starts in the change log, before any append', async () => {
+        // A reader that reconnects or takes over before the first append resumes from the head's
+        // checkpoint: (0, 0) here would replay the whole retained log into the new generation.
+        const start = { readerXid: '18446744073709551615', readerId: '42' };
+        expect(await index.startGeneration(GEN, start)).toMatchObject({ position: 0, ...start });
+        expect(await index.head()).toEqual({ generation: GEN, position: 0, floor: 0, ...start });
+        const appended = await index.append(batch(GEN, 0, [c('a', '1')]));
+        expect(appended).toMatchObject({ ok: true, head: { position: 1, readerXid: '1' } });
+      });
+
+      it('refuses a checkpoint that is not a pair of decimal strings', async () => {
+        const bad = [
+          { readerXid: '', readerId: '0' },
+          { readerXid: '1', readerId: '-1' },
+          undefined,
+        ];
+        for (const checkpoint of bad) {
+          await expect(
+            index.startGeneration(GEN, checkpoint as unknown as typeof LOG_START),
+          ).rejects.toThrow(RangeError);
+        }
+        expect(await index.head()).toBeNull();
+      });
+
       it('wipes the previous generation; its cursors must refetch', async () => {
-        await index.startGeneration(GEN);
+        await index.startGeneration(GEN, LOG_START);
         await write([c('a', '1'), c('b', '2'), c('a', '3')]);
         await index.trim(1);
 
-        const head = await index.startGeneration('gen-2');
+        const head = await index.startGeneration('gen-2', { readerXid: '900', readerId: '5' });
         expect(head).toEqual({
           generation: 'gen-2',
           position: 0,
-          readerXid: '0',
-          readerId: '0',
+          readerXid: '900',
+          readerId: '5',
           floor: 0,
         });
         expect(await index.head()).toEqual(head);
@@ -105,7 +131,7 @@ export function describeChangeIndexContract(name: string, factory: ChangeIndexFa
 
     describe('append', () => {
       beforeEach(async () => {
-        await index.startGeneration(GEN);
+        await index.startGeneration(GEN, LOG_START);
       });
 
       it('assigns dense positions in order and moves the head', async () => {
@@ -198,7 +224,7 @@ export function describeChangeIndexContract(name: string, factory: ChangeIndexFa
 
     describe('changesSince', () => {
       beforeEach(async () => {
-        await index.startGeneration(GEN);
+        await index.startGeneration(GEN, LOG_START);
         // positions: 1 a/1, 2 b/1, 3 a/2, 4 a/3, 5 b/2, 6 a/4, 7 c/1
         await write([c('a', '1'), c('b', '1'), c('a', '2')]);
         await write([c('a', '3'), c('b', '2'), c('a', '4'), c('c', '1')]);
@@ -284,7 +310,7 @@ export function describeChangeIndexContract(name: string, factory: ChangeIndexFa
 
     describe('feedPosition', () => {
       beforeEach(async () => {
-        await index.startGeneration(GEN);
+        await index.startGeneration(GEN, LOG_START);
       });
 
       it('is the last position the feed changed at', async () => {
@@ -311,7 +337,7 @@ export function describeChangeIndexContract(name: string, factory: ChangeIndexFa
 
     describe('trim', () => {
       beforeEach(async () => {
-        await index.startGeneration(GEN);
+        await index.startGeneration(GEN, LOG_START);
         // positions: 1 a/1, 2 b/1, 3 a/2, 4 a/1, 5 q/1 (q stays quiet afterwards), 6 a/3, 7 b/2
         await write([c('a', '1'), c('b', '1'), c('a', '2'), c('a', '1'), c('q', '1')]);
         await write([c('a', '3'), c('b', '2')]);
@@ -435,7 +461,7 @@ async function checkAgainstModel(index: ChangeIndex, ops: Op[], limit: number): 
   };
   let head = 0;
   let floor = 0;
-  await index.startGeneration(GEN);
+  await index.startGeneration(GEN, LOG_START);
   for (const op of ops) {
     if (op.kind === 'append') {
       const result = await index.append(batch(GEN, head, op.changes));

@@ -13,7 +13,7 @@ describe('MemoryChangeIndex', () => {
 
   it('compacts superseded log entries and stays correct', async () => {
     const index = new MemoryChangeIndex();
-    await index.startGeneration('g');
+    await index.startGeneration('g', { readerXid: '0', readerId: '0' });
     let head = 0;
     for (let round = 0; round < 200; round++) {
       const changes = ['1', '2', '3'].map((resourceId) => ({ feed: 'a', resourceId }));

@@ -60,7 +60,7 @@ describe('RedisChangeIndex', () => {
   });
 
   it('reports loss, never an empty success, after its keys vanish', async () => {
-    await index.startGeneration('g');
+    await index.startGeneration('g', { readerXid: '0', readerId: '0' });
     const appended = await index.append({
       generation: 'g',
       expectedPosition: 0,
@@ -96,7 +96,7 @@ describe('RedisChangeIndex', () => {
 
   it('keeps positions exact beyond Lua number formatting (%.14g)', async () => {
     const big = 2 ** 52 + 1;
-    await index.startGeneration('g');
+    await index.startGeneration('g', { readerXid: '0', readerId: '0' });
     // Jump the head by hand: appending 2^52 changes is not an option.
     await redis().hset(`${prefix}meta`, 'position', String(big));
     const result = await index.append({

@@ -1,0 +1,23 @@
+/**
+ * Every name the module derives from `keyPrefix`, in one place. With a shared index (Redis) they
+ * carry the change log's identity, so apps on different databases or schemas that share a Redis
+ * and a key prefix never share an index, a bus channel or a leader lock.
+ */
+export interface IndexKeys {
+  /** Prefix of every key of the index. */
+  prefix: string;
+  /** Redis pub/sub channel that links the instances' change buses. */
+  busChannel: string;
+  /** Name of the Postgres advisory lock the leading reader holds. */
+  leaderLock: string;
+}
+
+/** `identity` is null for the in-memory index (nothing shared, nothing to tell apart). */
+export function indexKeys(keyPrefix: string, schema: string, identity: string | null): IndexKeys {
+  const prefix = identity === null ? keyPrefix : `${keyPrefix}${identity}:`;
+  return {
+    prefix,
+    busChannel: `${prefix}bus`,
+    leaderLock: `nestjs-polling:${schema}:${prefix}`,
+  };
+}
