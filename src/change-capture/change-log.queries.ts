@@ -90,6 +90,14 @@ export class ChangeLogQueries {
     return end.xid === null || end.id === null ? CHANGE_LOG_START : { xid: end.xid, id: end.id };
   }
 
+  /** The next transaction id the database hands out: every xid of its history is below it. */
+  async nextXid(client: Client): Promise<bigint> {
+    const { rows } = await client.query(
+      'SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next',
+    );
+    return BigInt(rows[0].next);
+  }
+
   /** Whether the server records commit timestamps (a server setting; needs a restart to change). */
   async tracksCommitTimestamps(client: Client): Promise<boolean> {
     const { rows } = await client.query(

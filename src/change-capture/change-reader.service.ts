@@ -309,7 +309,15 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
 
   private async loadState(client: ReaderConnection['client']): Promise<ReaderState> {
     const head = await this.index.head();
-    return head ? this.stateOf(head) : this.rebuild(client, EMPTY_INDEX);
+    if (head === null) return this.rebuild(client, EMPTY_INDEX);
+    // The index was built from transactions this database never ran when its checkpoint lies past
+    // every xid the database has handed out (a restored backup, a standby promoted after
+    // asynchronous replication: same change-log identity, shorter history). Following it would
+    // skip the database's next transactions, whose xids sit below that checkpoint.
+    if (BigInt(head.readerXid) >= (await this.queries.nextXid(client))) {
+      return this.rebuild(client, 'the index is ahead of the change log (a restored database?)');
+    }
+    return this.stateOf(head);
   }
 
   private stateOf(head: IndexHead): ReaderState {
