@@ -7,6 +7,8 @@ import { ReaderConnection } from './reader-connection';
 import { WakeSignal } from './wake-signal';
 
 const logger = new Logger('ChangeReader');
+/** SQLSTATE of "permission denied". */
+const INSUFFICIENT_PRIVILEGE = '42501';
 
 /**
  * A short, stable name for one change log: its cluster (`system_identifier`, unique per initdb),
@@ -25,6 +27,9 @@ export async function readChangeLogIdentity(client: Client, schema: string): Pro
     );
     cluster = control.rows[0].id;
   } catch (error) {
+    // Only a missing privilege falls back: after any other failure (a dropped connection, a
+    // timeout) the instance would name its index unlike its peers and lead an index of its own.
+    if ((error as { code?: string }).code !== INSUFFICIENT_PRIVILEGE) throw error;
     // Readable by everyone by default; a server that revokes it still gets distinct keys per
     // database name, only not per cluster for equal names.
     logger.warn(

@@ -1,6 +1,7 @@
 import { Client } from 'pg';
 import { readChangeLogIdentity } from '../../src/change-capture/change-log-identity';
 import { indexKeys } from '../../src/change-capture/index-keys';
+import { TcpProxy } from '../support/tcp-proxy';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 
 /** The name a shared index gets from its change log: stable for one, distinct between two. */
@@ -60,6 +61,23 @@ describe('change log identity', () => {
     } finally {
       await restricted.end();
       await admin.query(`DROP ROLE ${role}`);
+    }
+  });
+
+  it('fails when the connection drops while reading it, instead of naming the index otherwise', async () => {
+    // An instance that named its index after the database name because its connection dropped
+    // at start would lead an index of its own, apart from its peers'.
+    const url = new URL(dbs[0].url);
+    const proxy = await TcpProxy.start(Number(url.port || 5432), url.hostname);
+    const client = new Client({ ...dbs[0].config, host: '127.0.0.1', port: proxy.port });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      proxy.dropWhenClientSends('pg_control_system');
+      await expect(readChangeLogIdentity(client, 'public')).rejects.toThrow();
+    } finally {
+      await client.end().catch(() => undefined);
+      await proxy.close();
     }
   });
 

@@ -3,10 +3,12 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 /**
  * A loopback TCP proxy for fault tests. `freezeOpenConnections()` makes every current connection
  * half-open: sockets stay open but no byte passes, like a peer that vanished without a FIN.
+ * `dropWhenClientSends(text)` drops the connection that sends `text` instead of forwarding it.
  */
 export class TcpProxy {
   private readonly pairs = new Set<[Socket, Socket]>();
   private frozen = new Set<Socket>();
+  private dropOn: string | null = null;
 
   private constructor(
     private readonly server: Server,
@@ -20,8 +22,12 @@ export class TcpProxy {
       const pair: [Socket, Socket] = [client, upstream];
       proxy!.pairs.add(pair);
       const forward = (from: Socket, to: Socket) =>
-        from.on('data', (chunk) => {
-          if (!proxy!.frozen.has(from)) to.write(chunk);
+        from.on('data', (chunk: Buffer) => {
+          const drop = proxy!.dropOn;
+          if (from === client && drop !== null && chunk.includes(drop)) {
+            client.destroy();
+            upstream.destroy();
+          } else if (!proxy!.frozen.has(from)) to.write(chunk);
         });
       forward(client, upstream);
       forward(upstream, client);
@@ -49,6 +55,10 @@ export class TcpProxy {
       this.frozen.add(a);
       this.frozen.add(b);
     }
+  }
+
+  dropWhenClientSends(text: string | null): void {
+    this.dropOn = text;
   }
 
   async close(): Promise<void> {
