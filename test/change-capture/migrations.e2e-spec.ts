@@ -31,7 +31,10 @@ describe('polling migrations (TypeORM)', () => {
 
   it('runs up, tracks a table from a user migration-style call, and reverts cleanly', async () => {
     const ran = await dataSource.runMigrations();
-    expect(ran.map((m) => m.name)).toEqual(['PollingChangeLog1732350000000']);
+    expect(ran.map((m) => m.name)).toEqual([
+      'PollingChangeLog1732350000000',
+      'PollingCaptureFunctions1764900000000',
+    ]);
     expect(await objects()).toEqual([
       'polling_changes',
       'polling_reader_state',
@@ -48,6 +51,7 @@ describe('polling migrations (TypeORM)', () => {
     const changes = await dataSource.query('SELECT feed, resource_id, op FROM polling_changes');
     expect(changes).toEqual([{ feed: 'messages:general', resource_id: '1', op: 'u' }]);
 
+    await dataSource.undoLastMigration();
     await dataSource.undoLastMigration();
     expect(await objects()).toEqual([]);
     // Revert untracks first, so the user's table keeps working without the change log.
