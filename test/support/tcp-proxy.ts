@@ -3,10 +3,12 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 /**
  * A loopback TCP proxy for fault tests. `freezeOpenConnections()` makes every current connection
  * half-open: sockets stay open but no byte passes, like a peer that vanished without a FIN.
+ * `latencyMs` delays every chunk in both directions (in order), like a distant peer.
  */
 export class TcpProxy {
   private readonly pairs = new Set<[Socket, Socket]>();
   private frozen = new Set<Socket>();
+  latencyMs = 0;
 
   private constructor(
     private readonly server: Server,
@@ -21,7 +23,9 @@ export class TcpProxy {
       proxy!.pairs.add(pair);
       const forward = (from: Socket, to: Socket) =>
         from.on('data', (chunk) => {
-          if (!proxy!.frozen.has(from)) to.write(chunk);
+          if (proxy!.frozen.has(from)) return;
+          if (proxy!.latencyMs > 0) setTimeout(() => to.write(chunk), proxy!.latencyMs);
+          else to.write(chunk);
         });
       forward(client, upstream);
       forward(upstream, client);
