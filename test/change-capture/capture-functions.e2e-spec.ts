@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
-import { PollingConfigError } from '../../src';
+import { installChangeLogSql, PollingConfigError } from '../../src';
 import { adminUrl, createTestDatabase, type TestDatabase } from '../support/test-database';
 import { waitFor } from '../support/wait-for';
 import { indexedChanges, startPollingApp, type PollingApp } from '../support/polling-app';
@@ -100,21 +100,43 @@ describe('capture functions: one per feed, callable by writers without grants', 
   });
 
   it('a writer with rights on the tracked table only inserts, updates and deletes, and the changes are delivered', async () => {
-    const polling = await start();
-    const role = `polling_writer_${randomBytes(4).toString('hex')}`;
+    const suffix = randomBytes(4).toString('hex');
+    const role = `polling_writer_${suffix}`;
+    const appRole = `polling_app_${suffix}`;
     const admin = new Client({ connectionString: adminUrl() });
     await admin.connect();
     await admin.query(`CREATE ROLE ${role} LOGIN NOSUPERUSER`);
+    await admin.query(`CREATE ROLE ${appRole} LOGIN NOSUPERUSER`);
     let writer: Client | null = null;
+    let polling: PollingApp | null = null;
     try {
+      // Migrations run as the owner: install the change log and track both tables.
+      await owner.query(installChangeLogSql('public'));
+      await owner.query(`SELECT polling_track('north', 'id', NULL, $1)`, [FEED_A]);
+      await owner.query(`SELECT polling_track('south', 'id', NULL, $1)`, [FEED_B]);
       await owner.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON north TO ${role}`);
+      // The app's own role: the grants the README lists for the reader (migrations as the owner).
+      await owner.query(`GRANT SELECT, DELETE ON polling_changes TO ${appRole}`);
+      await owner.query(`GRANT SELECT, INSERT, UPDATE ON polling_reader_state TO ${appRole}`);
+      await owner.query(`GRANT SELECT ON polling_tracked_tables TO ${appRole}`);
+      await owner.query(`GRANT SELECT, UPDATE ON SEQUENCE polling_wake_gate TO ${appRole}`);
+      const appUrl = new URL(db.url);
+      appUrl.username = appRole;
+      polling = await startPollingApp({
+        postgres: { url: appUrl.toString() },
+        tables: [
+          { table: 'north', feed: FEED_A },
+          { table: 'south', feed: FEED_B },
+        ],
+        installSchema: false,
+      });
       writer = new Client({ ...db.config, user: role, password: undefined });
       await writer.connect();
       const before = (await polling.index.head())!.position;
       await writer.query("INSERT INTO north VALUES (10, 'by the app role')");
       await writer.query("UPDATE north SET body = 'updated' WHERE id = 10");
       await writer.query('DELETE FROM north WHERE id = 10');
-      await waitFor(async () => (await polling.index.head())?.position === before + 3, {
+      await waitFor(async () => (await polling!.index.head())?.position === before + 3, {
         message: "the restricted writer's three changes indexed",
       });
       const { rows } = await owner.query(
@@ -127,11 +149,19 @@ describe('capture functions: one per feed, callable by writers without grants', 
         { resource_id: '10', op: 'u' },
         { resource_id: '10', op: 'd' },
       ]);
+      // Idle again, the reader arms its bit of the wake gate as the app role.
+      await waitFor(
+        async () =>
+          (await owner.query('SELECT last_value <> 0 AS armed FROM polling_wake_gate')).rows[0]
+            .armed,
+        { message: 'the app role armed the wake gate' },
+      );
     } finally {
       await writer?.end();
-      await polling.close();
-      await owner.query(`REVOKE ALL ON north FROM ${role}`);
+      await polling?.close();
+      await owner.query(`DROP OWNED BY ${role}, ${appRole}`);
       await admin.query(`DROP ROLE ${role}`);
+      await admin.query(`DROP ROLE ${appRole}`);
       await admin.end();
     }
   });

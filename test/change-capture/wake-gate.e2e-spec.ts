@@ -5,8 +5,8 @@ import { createTestDatabase, type TestDatabase } from '../support/test-database'
 import { TcpProxy } from '../support/tcp-proxy';
 
 // Far above any NOTIFY delivery: a poll that takes this long was woken by the backstop read.
-const BACKSTOP_MS = 5000;
-const FAST_MS = 1000;
+const BACKSTOP_MS = 8000;
+const FAST_MS = 2000;
 
 interface ChangesBody {
   changes: { id: string }[];
