@@ -89,18 +89,15 @@ describe('upgrading an install from before per-feed capture functions', () => {
           INSERT INTO polling_changes (feed, resource_id, op) SELECT 'south', r.id::text, 'u' FROM new_rows r;
           RETURN NULL;
         END $$;
-      CREATE TRIGGER polling_capture_insert AFTER INSERT ON north REFERENCING NEW TABLE AS new_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION polling_capture_old_shared();
-      CREATE TRIGGER polling_capture_update AFTER UPDATE ON north REFERENCING OLD TABLE AS old_rows
-        NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION polling_capture_old_shared();
-      CREATE TRIGGER polling_capture_delete AFTER DELETE ON north REFERENCING OLD TABLE AS old_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION polling_capture_old_shared();
-      CREATE TRIGGER polling_capture_insert AFTER INSERT ON south REFERENCING NEW TABLE AS new_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION polling_capture_old_shared();
-      CREATE TRIGGER polling_capture_update AFTER UPDATE ON south REFERENCING OLD TABLE AS old_rows
-        NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION polling_capture_old_shared();
-      CREATE TRIGGER polling_capture_delete AFTER DELETE ON south REFERENCING OLD TABLE AS old_rows
-        FOR EACH STATEMENT EXECUTE FUNCTION polling_capture_old_shared();
+      DO $old$
+      DECLARE t text;
+      BEGIN
+        FOREACH t IN ARRAY ARRAY['north', 'south'] LOOP
+          EXECUTE format('CREATE TRIGGER polling_capture_insert AFTER INSERT ON %I REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION polling_capture_old_shared()', t);
+          EXECUTE format('CREATE TRIGGER polling_capture_update AFTER UPDATE ON %I REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION polling_capture_old_shared()', t);
+          EXECUTE format('CREATE TRIGGER polling_capture_delete AFTER DELETE ON %I REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION polling_capture_old_shared()', t);
+        END LOOP;
+      END $old$;
       INSERT INTO polling_tracked_tables VALUES ('north', 'north', 'id', NULL), ('south', 'south', 'id', NULL);`);
     await first.destroy();
 
