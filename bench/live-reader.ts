@@ -63,10 +63,10 @@ export async function withLiveReader<T>(
     const sampler = (async () => {
       while (sampling) {
         const { rows } = await probe.query(
-          `SELECT last_value::int AS v FROM "${schema}".polling_wake_gate`,
+          `SELECT last_value <> 0 AS armed FROM "${schema}".polling_wake_gate`,
         );
         samples += 1;
-        if (rows[0].v === 1) armed += 1;
+        if (rows[0].armed) armed += 1; // any reader's bit (wake-gate.ts)
         await new Promise((resolve) => setTimeout(resolve, GATE_SAMPLE_MS));
       }
     })();

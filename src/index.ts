@@ -27,7 +27,11 @@ export type {
 export { MemoryChangeIndex } from './change-index/memory-change-index';
 export { RedisChangeIndex } from './change-index/redis-change-index';
 export { installChangeLogSql, uninstallChangeLogSql } from './change-capture/schema/change-log.sql';
-export { pollingMigrations, PollingChangeLog1732350000000 } from './migrations';
+export {
+  pollingMigrations,
+  PollingChangeLog1732350000000,
+  PollingCaptureFunctions1764900000000,
+} from './migrations';
 export { FeedSnapshot, Poll, LongPoll } from './http-polling/poll.decorators';
 export { PollContext } from './http-polling/poll-context.decorator';
 export type {

@@ -106,22 +106,6 @@ export class ChangeLogQueries {
     return rows[0].on === true;
   }
 
-  /**
-   * Opens the wake gate (writers start to NOTIFY) and returns a fresh xid taken *after* opening it:
-   * every writer that still saw the gate closed has a lower xid, so once the horizon passes this
-   * xid, a read has seen all of their rows.
-   */
-  async armGate(client: Client): Promise<bigint> {
-    await client.query(`SELECT setval('${this.s}.polling_wake_gate', 1)`);
-    const { rows } = await client.query('SELECT pg_current_xact_id()::text AS xid');
-    return BigInt(rows[0].xid);
-  }
-
-  /** Closes the wake gate: the reader is awake and will read anyway, so writers skip NOTIFY. */
-  async disarmGate(client: Client): Promise<void> {
-    await client.query(`SELECT setval('${this.s}.polling_wake_gate', 0)`);
-  }
-
   /** Committed changes the reader cannot take yet because an older transaction is still open. */
   async heldBack(
     client: Client,

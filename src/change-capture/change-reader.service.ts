@@ -23,6 +23,7 @@ import { ReaderConnection } from './reader-connection';
 import { checkTracking } from './schema/check-tracking';
 import { installTracking } from './schema/install-tracking';
 import { wakeChannel } from './schema/schema-name';
+import { IDLE_POLL_MS, WakeGate } from './wake-gate';
 import { WakeSignal } from './wake-signal';
 
 export type ReaderRole = 'starting' | 'leader' | 'follower';
@@ -220,9 +221,8 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     const chores = { lagCheck: 0, stateWrite: 0, prune: 0, verify: Date.now() };
     let state = await this.loadState(client);
     const commitTs = await this.queries.tracksCommitTimestamps(client); // for the delay metric
-    // Start from a known gate state: closed (the reader is awake and about to read). A gate left
-    // armed that nobody tracks would make every writer NOTIFY.
-    await this.queries.disarmGate(client);
+    // This reader's own bit of the wake gate, cleared: it is awake and about to read.
+    const gate = await WakeGate.open(client, this.options.schema);
     let armedAt: bigint | null = null;
     let idleSince: number | null = null;
     let pendingDelayMs = 5;
@@ -235,7 +235,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
         idleSince = null;
         // Changes are flowing: the reader polls anyway, so writers stop paying for NOTIFY.
         if (armedAt !== null) {
-          await this.queries.disarmGate(client);
+          await gate.disarm(client);
           armedAt = null;
         }
       }
@@ -252,6 +252,12 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
         chores.lagCheck = now;
         await this.updateLag(client, state.cursor, now);
       }
+      if (!gate.notifies) {
+        // No NOTIFY to wait for (a server that allows PREPARE TRANSACTION, or no free gate slot).
+        await this.signal.sleep(IDLE_POLL_MS);
+        this.signal.take();
+        continue;
+      }
       if (armedAt === null) {
         // Arm only after a quiet spell: re-arming at every empty read would make busy writers
         // NOTIFY (and serialise on the notify lock) most of the time.
@@ -260,7 +266,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
           await this.signal.sleep(BUSY_POLL_MS);
           continue;
         }
-        armedAt = await this.queries.armGate(client);
+        armedAt = await gate.arm(client);
         this.signal.take();
         continue; // read once more: a writer may have committed just before the gate opened
       }
@@ -270,7 +276,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
       await this.signal.sleep(pending ? pendingDelayMs : tuning.backstopMs);
       pendingDelayMs = pending ? Math.min(pendingDelayMs * 2, 250) : 5;
       if (this.signal.take() && !this.stopped && !connection.broken) {
-        await this.queries.disarmGate(client);
+        await gate.disarm(client);
         armedAt = null;
         idleSince = null;
       }

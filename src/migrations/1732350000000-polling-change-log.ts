@@ -5,11 +5,7 @@ import {
   installChangeLogSql,
   uninstallChangeLogSql,
 } from '../change-capture/schema/change-log.sql';
-
-/** Must match the module's `schema` option; read at run time so one class serves every app. */
-function schema(): string {
-  return process.env.POLLING_SCHEMA ?? 'public';
-}
+import { pollingSchema as schema } from './polling-schema';
 
 export class PollingChangeLog1732350000000 implements MigrationInterface {
   name = 'PollingChangeLog1732350000000';

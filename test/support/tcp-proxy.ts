@@ -4,11 +4,13 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
  * A loopback TCP proxy for fault tests. `freezeOpenConnections()` makes every current connection
  * half-open: sockets stay open but no byte passes, like a peer that vanished without a FIN.
  * `dropWhenClientSends(text)` drops the connection that sends `text` instead of forwarding it.
+ * `latencyMs` delays every chunk in both directions (in order), like a distant peer.
  */
 export class TcpProxy {
   private readonly pairs = new Set<[Socket, Socket]>();
   private frozen = new Set<Socket>();
   private dropOn: string | null = null;
+  latencyMs = 0;
 
   private constructor(
     private readonly server: Server,
@@ -27,7 +29,11 @@ export class TcpProxy {
           if (from === client && drop !== null && chunk.includes(drop)) {
             client.destroy();
             upstream.destroy();
-          } else if (!proxy!.frozen.has(from)) to.write(chunk);
+            return;
+          }
+          if (proxy!.frozen.has(from)) return;
+          if (proxy!.latencyMs > 0) setTimeout(() => to.write(chunk), proxy!.latencyMs);
+          else to.write(chunk);
         });
       forward(client, upstream);
       forward(upstream, client);

@@ -4,14 +4,23 @@ import { assertSchemaName, wakeChannel } from './schema-name';
  * DDL for the change log, the reader state, the wake gate and the functions that start and stop
  * tracking a table. Idempotent: safe to run on every start and from a migration.
  *
- * Why each piece looks the way it does (DESIGN.md §2):
+ * Why each piece looks the way it does (DESIGN.md §2, docs/design.md):
  * - `xid` comes from pg_current_xact_id(): the reader orders by (xid, id) and reads only below the
  *   commit horizon, so a transaction that commits late can never be skipped.
  * - Triggers are statement-level with transition tables: one INSERT ... SELECT per statement.
- * - The wake gate is a sequence because setval() is not transactional and not MVCC: the reader
- *   flips it without blocking writers, and writers see the flip at once. Writers only NOTIFY when
- *   the gate is armed (reader idle); a notifying commit takes a cluster-wide lock, so skipping it
- *   while the reader is awake keeps writers scaling.
+ * - The wake gate is a sequence because setval() is not transactional and not MVCC: readers flip
+ *   it without blocking writers, and writers see the flip at once. Its value is a bitmask with one
+ *   bit per armed reader (wake-gate.ts), so readers sharing a schema never close each other's gate.
+ *   Writers only NOTIFY while some bit is set (a reader is idle); a notifying commit takes a
+ *   cluster-wide lock, so skipping it while readers are awake keeps writers scaling.
+ * - Writers never NOTIFY on a server that allows prepared transactions
+ *   (max_prepared_transactions > 0): PREPARE TRANSACTION refuses a transaction that notified, and
+ *   a trigger cannot know whether its transaction will be prepared. Readers there poll instead.
+ * - The capture function is SECURITY DEFINER with a fixed search_path and schema-qualified names:
+ *   a writer needs rights on its own table only, never on the change log or the gate. EXECUTE is
+ *   revoked from PUBLIC (a trigger fires without it), so nobody can attach it to another table.
+ * - Function names are capped and carry a hash of the feed (polling_capture_function): a plain
+ *   `polling_capture_<feed>` would be cut at 63 bytes, and two long feeds would share one body.
  * - The trigger runs once per write statement, so its fixed cost is the writers' cost (bench/):
  *   the gate test is a plain PL/pgSQL expression (FOUND, pg_sequence_last_value) that runs without
  *   an executor, instead of a second SQL statement; and polling_changes has no CHECK constraint,
@@ -52,13 +61,38 @@ CREATE TABLE IF NOT EXISTS ${s}.polling_tracked_tables (
 );
 
 CREATE SEQUENCE IF NOT EXISTS ${s}.polling_wake_gate MINVALUE 0 MAXVALUE 1 START 1;
+-- One bit per reader slot (0..62); installs from before per-reader gates had MAXVALUE 1.
+ALTER SEQUENCE ${s}.polling_wake_gate MAXVALUE 9223372036854775807;
+
+-- The capture function's name for a feed: readable, at most 63 bytes, unique per feed.
+CREATE OR REPLACE FUNCTION ${s}.polling_capture_function(p_feed text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $name$
+  SELECT left('polling_capture_' || regexp_replace(lower(p_feed), '[^a-z0-9_]+', '_', 'g'), 46)
+    || '_' || left(md5(p_feed), 16)
+$name$;
+
+-- Drops capture functions that no trigger calls any more (after a re-track or an untrack).
+CREATE OR REPLACE FUNCTION ${s}.polling_drop_unused_capture(p_functions oid[]) RETURNS void
+LANGUAGE plpgsql AS $unused$
+DECLARE f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid FROM pg_proc p
+    WHERE p.oid = ANY (p_functions) AND p.pronamespace = '${s}'::regnamespace
+      AND p.proname LIKE 'polling_capture\\_%' AND p.proname <> 'polling_capture_function'
+      AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgfoid = p.oid)
+  LOOP
+    EXECUTE format('DROP FUNCTION %s', f);
+  END LOOP;
+END
+$unused$;
 
 CREATE OR REPLACE FUNCTION ${s}.polling_track(
   p_table regclass, p_key text, p_partition text DEFAULT NULL, p_feed text DEFAULT NULL
 ) RETURNS void LANGUAGE plpgsql AS $track$
 DECLARE
   v_feed text := coalesce(p_feed, (SELECT relname FROM pg_class WHERE oid = p_table));
-  v_fn text := 'polling_capture_' || v_feed;
+  v_fn text := ${s}.polling_capture_function(v_feed);
+  v_old oid[] := ARRAY(SELECT tgfoid FROM pg_trigger WHERE tgrelid = p_table AND tgname LIKE 'polling\\_capture\\_%');
   v_feed_expr text;
   v_body text;
 BEGIN
@@ -93,22 +127,27 @@ BEGIN
           UNION ALL
           SELECT feed, rid, 'd' FROM (SELECT feed, rid FROM o EXCEPT SELECT feed, rid FROM n) gone;
       END IF;
-      -- FOUND: the INSERT above wrote a change row. NULL (never set, is_called false) is the
-      -- sequence's START 1: armed.
-      IF FOUND AND coalesce(pg_sequence_last_value('${s}.polling_wake_gate'::regclass), 1) = 1 THEN
+      -- FOUND: the INSERT above wrote a change row. Some reader armed its bit of the gate: wake
+      -- it, unless this server allows PREPARE TRANSACTION, which refuses a notifying transaction.
+      IF FOUND AND coalesce(pg_sequence_last_value('${s}.polling_wake_gate'::regclass), 0) <> 0
+         AND current_setting('max_prepared_transactions') = '0' THEN
         PERFORM pg_notify('${channel}', '');
       END IF;
       RETURN NULL;
     END
   $b$, v_feed_expr, p_key);
 
-  EXECUTE format('CREATE OR REPLACE FUNCTION ${s}.%I() RETURNS trigger LANGUAGE plpgsql AS %L', v_fn, v_body);
+  EXECUTE format('CREATE OR REPLACE FUNCTION ${s}.%I() RETURNS trigger LANGUAGE plpgsql '
+    'SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L', v_fn, v_body);
+  EXECUTE format('REVOKE ALL ON FUNCTION ${s}.%I() FROM PUBLIC', v_fn);
   EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_insert ON %s', p_table);
   EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_update ON %s', p_table);
   EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_delete ON %s', p_table);
   EXECUTE format('CREATE TRIGGER polling_capture_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${s}.%I()', p_table, v_fn);
   EXECUTE format('CREATE TRIGGER polling_capture_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${s}.%I()', p_table, v_fn);
   EXECUTE format('CREATE TRIGGER polling_capture_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ${s}.%I()', p_table, v_fn);
+
+  PERFORM ${s}.polling_drop_unused_capture(v_old);
 
   INSERT INTO ${s}.polling_tracked_tables (table_name, feed, key_column, partition_column)
     VALUES (p_table, v_feed, p_key, p_partition)
@@ -119,14 +158,12 @@ $track$;
 
 CREATE OR REPLACE FUNCTION ${s}.polling_untrack(p_table regclass) RETURNS void LANGUAGE plpgsql AS $untrack$
 DECLARE
-  v_feed text := (SELECT feed FROM ${s}.polling_tracked_tables WHERE table_name = p_table);
+  v_old oid[] := ARRAY(SELECT tgfoid FROM pg_trigger WHERE tgrelid = p_table AND tgname LIKE 'polling\\_capture\\_%');
 BEGIN
   EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_insert ON %s', p_table);
   EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_update ON %s', p_table);
   EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_delete ON %s', p_table);
-  IF v_feed IS NOT NULL THEN
-    EXECUTE format('DROP FUNCTION IF EXISTS ${s}.%I()', 'polling_capture_' || v_feed);
-  END IF;
+  PERFORM ${s}.polling_drop_unused_capture(v_old);
   DELETE FROM ${s}.polling_tracked_tables WHERE table_name = p_table;
 END
 $untrack$;
@@ -149,9 +186,31 @@ END
 $drop$;
 DROP FUNCTION IF EXISTS ${s}.polling_track(regclass, text, text, text);
 DROP FUNCTION IF EXISTS ${s}.polling_untrack(regclass);
+DROP FUNCTION IF EXISTS ${s}.polling_drop_unused_capture(oid[]);
+DROP FUNCTION IF EXISTS ${s}.polling_capture_function(text);
 DROP SEQUENCE IF EXISTS ${s}.polling_wake_gate;
 DROP TABLE IF EXISTS ${s}.polling_tracked_tables;
 DROP TABLE IF EXISTS ${s}.polling_reader_state;
 DROP TABLE IF EXISTS ${s}.polling_changes;
+`;
+}
+
+/**
+ * Re-tracks every tracked table with its recorded settings, so each gets its capture function
+ * regenerated by the current polling_track (run after installChangeLogSql by an upgrade).
+ */
+export function retrackAllSql(schema: string): string {
+  const s = `"${assertSchemaName(schema)}"`;
+  return `
+DO $retrack$
+DECLARE t record;
+BEGIN
+  FOR t IN SELECT table_name, key_column, partition_column, feed FROM ${s}.polling_tracked_tables
+    ORDER BY table_name::oid
+  LOOP
+    PERFORM ${s}.polling_track(t.table_name, t.key_column, t.partition_column, t.feed);
+  END LOOP;
+END
+$retrack$;
 `;
 }

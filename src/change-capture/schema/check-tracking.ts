@@ -16,17 +16,35 @@ export async function checkTracking(client: Client, schema: string, tables: Reso
         '(npm run migration:run) or set installSchema: true',
     );
   }
+  const { rows: fnRows } = await client.query('SELECT to_regprocedure($1) AS f', [
+    `"${schema}".polling_capture_function(text)`,
+  ]);
+  if (fnRows[0].f === null) {
+    throw new PollingConfigError(
+      `the change log in schema "${schema}" was installed by an older nestjs-polling: run the ` +
+        'migrations (npm run migration:run; pollingMigrations re-tracks every tracked table) or ' +
+        'set installSchema: true',
+    );
+  }
   for (const t of tables) {
     const { rows } = await client.query(
       `SELECT c.oid::regclass::text AS name,
          EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = c.oid AND attname = $2 AND attnum > 0 AND NOT attisdropped) AS has_key,
          ($3::text IS NULL OR EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = c.oid AND attname = $3 AND attnum > 0 AND NOT attisdropped)) AS has_partition,
-         (SELECT count(*) FROM pg_trigger WHERE tgrelid = c.oid AND tgname LIKE 'polling_capture_%')::int AS triggers,
+         (SELECT count(*) FROM pg_trigger WHERE tgrelid = c.oid AND tgname LIKE 'polling\\_capture\\_%')::int AS triggers,
+         -- the three triggers must call this feed's own, current (SECURITY DEFINER) function
+         (SELECT count(*) FROM pg_trigger tg JOIN pg_proc p ON p.oid = tg.tgfoid
+            WHERE tg.tgrelid = c.oid
+              AND tg.tgname IN ('polling_capture_insert', 'polling_capture_update', 'polling_capture_delete')
+              AND p.pronamespace = $4::regnamespace AND p.prosecdef
+              AND p.proname = "${schema}".polling_capture_function(tt.feed))::int AS own_triggers,
+         (SELECT string_agg(DISTINCT tg.tgfoid::regprocedure::text, ', ') FROM pg_trigger tg
+            WHERE tg.tgrelid = c.oid AND tg.tgname LIKE 'polling\\_capture\\_%') AS called,
          tt.feed, tt.key_column, tt.partition_column
        FROM pg_class c
        LEFT JOIN "${schema}".polling_tracked_tables tt ON tt.table_name = c.oid
        WHERE c.oid = to_regclass($1)`,
-      [qualifiedTableName(t.table), t.key, t.partition],
+      [qualifiedTableName(t.table), t.key, t.partition, `"${schema}"`],
     );
     const row = rows[0];
     if (!row) throw new PollingConfigError(`tracked table "${t.table}" does not exist`);
@@ -37,13 +55,17 @@ export async function checkTracking(client: Client, schema: string, tables: Reso
     }
     const matches =
       row.triggers === 3 &&
+      row.own_triggers === 3 &&
       row.feed === t.feed &&
       row.key_column === t.key &&
       row.partition_column === t.partition;
     if (!matches) {
+      // e.g. a trigger left calling another feed's function (names cut at 63 bytes before v2)
+      const calls =
+        row.triggers > 0 && row.own_triggers < 3 ? `; its triggers call ${row.called}` : '';
       throw new PollingConfigError(
         `table "${t.table}" is not tracked as configured (feed ${t.feed}, key ${t.key}, ` +
-          `partition ${t.partition ?? 'none'}): run SELECT "${schema}".polling_track('${t.table}', ` +
+          `partition ${t.partition ?? 'none'}${calls}): run SELECT "${schema}".polling_track('${t.table}', ` +
           `'${t.key}', ${t.partition ? `'${t.partition}'` : 'NULL'}, '${t.feed}') in a migration, ` +
           'or set installSchema: true',
       );

@@ -1,0 +1,85 @@
+import { Client } from 'pg';
+import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
+import { OwnedPostgres } from '../support/owned-postgres';
+
+// Far above the idle poll cadence: a change that takes this long came by the backstop read.
+const BACKSTOP_MS = 10_000;
+const WRITERS = 4;
+const ROUNDS = 8;
+
+interface ChangesBody {
+  changes: { id: string }[];
+  cursor: string;
+}
+
+describe('two-phase commit on tracked tables (max_prepared_transactions > 0)', () => {
+  let owned: OwnedPostgres | null = null;
+  let url: string;
+  let items: ItemsApp;
+
+  beforeAll(async () => {
+    const started = await OwnedPostgres.start();
+    if ('skipped' in started) {
+      console.warn(`prepared-transactions skipped: ${started.skipped}`);
+      return;
+    }
+    owned = started;
+    url = await owned.createDatabase('prepared');
+    const setup = new Client({ connectionString: url });
+    await setup.connect();
+    await setup.query(
+      'CREATE TABLE items (id bigserial PRIMARY KEY, run int NOT NULL DEFAULT 0, body text)',
+    );
+    await setup.end();
+    items = await startItemsApp(url, { reader: { backstopMs: BACKSTOP_MS } });
+  }, 120_000);
+
+  afterAll(async () => {
+    await items?.close();
+    await owned?.destroy();
+  });
+
+  it('PREPARE TRANSACTION never fails while the reader idles and wakes, and each change arrives after COMMIT PREPARED', async () => {
+    if (!owned) return;
+    const delays: number[] = [];
+    const writer = async (w: number) => {
+      const client = new Client({ connectionString: url });
+      await client.connect();
+      try {
+        const run = 100 + w;
+        for (let round = 0; round < ROUNDS; round++) {
+          const head = await fetch(`${items.url}/runs/${run}/changes`);
+          const { cursor } = (await head.json()) as ChangesBody;
+          // Idle spells of different lengths, so the reader is caught both awake and idle.
+          await new Promise((r) => setTimeout(r, 60 + ((round * 53 + w * 29) % 180)));
+          const gid = `polling_2pc_${w}_${round}`;
+          await client.query('BEGIN');
+          const { rows } = await client.query(
+            'INSERT INTO items (run, body) VALUES ($1, $2) RETURNING id',
+            [run, 'prepared'],
+          );
+          await client.query(`PREPARE TRANSACTION '${gid}'`);
+          // Prepared, not committed: nothing is delivered yet.
+          const early = await fetch(`${items.url}/runs/${run}/changes?since=${cursor}&wait=0`);
+          expect(early.status === 204 ? [] : ((await early.json()) as ChangesBody).changes).toEqual(
+            [],
+          );
+          await client.query(`COMMIT PREPARED '${gid}'`);
+          const committedAt = performance.now();
+          const res = await fetch(`${items.url}/runs/${run}/changes?since=${cursor}&wait=20`);
+          delays.push(performance.now() - committedAt);
+          expect(res.status).toBe(200);
+          expect(((await res.json()) as ChangesBody).changes.map((c) => c.id)).toEqual([
+            rows[0].id,
+          ]);
+        }
+      } finally {
+        await client.end();
+      }
+    };
+    await Promise.all(Array.from({ length: WRITERS }, (_, w) => writer(w)));
+    expect(delays).toHaveLength(WRITERS * ROUNDS);
+    // Delivered by the reader's idle polling, long before its backstop.
+    expect(Math.max(...delays)).toBeLessThan(BACKSTOP_MS / 5);
+  }, 120_000);
+});
