@@ -16,7 +16,7 @@ import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
 import type { ChangeLogCursor, ChangeLogRow } from './change-log-cursor';
 import { ChangeLogQueries } from './change-log.queries';
-import { IndexRetention } from './index-retention';
+import { ChangeLogPruner } from './change-log-pruner';
 import { postgresClientConfig } from './postgres-config';
 import { ReaderConnection } from './reader-connection';
 import { checkTracking } from './schema/check-tracking';
@@ -60,7 +60,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   private readonly logger = new Logger('ChangeReader');
   private readonly queries: ChangeLogQueries;
   private readonly signal = new WakeSignal();
-  private readonly retention: IndexRetention;
+  private readonly pruner: ChangeLogPruner;
   private running: Promise<void> | null = null;
   private stopped = false;
   private connection: ReaderConnection | null = null;
@@ -79,7 +79,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     private readonly bus: ChangeBus,
   ) {
     this.queries = new ChangeLogQueries(options.schema);
-    this.retention = new IndexRetention(options.retention.maxAgeMs, options.retention.maxRows);
+    this.pruner = new ChangeLogPruner(postgresClientConfig(options.postgres), options, index);
   }
 
   get role(): ReaderRole {
@@ -140,6 +140,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     this.signal.wake();
     this.connection?.close();
     await this.running;
+    await this.pruner.close();
   }
 
   private setLive(live: boolean): void {
@@ -209,7 +210,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   private async lead(connection: ReaderConnection): Promise<void> {
     const client = connection.client;
     const tuning = this.options.reader;
-    const chores = { lagCheck: 0, stateWrite: 0, prune: 0, verify: Date.now() };
+    const chores = { lagCheck: 0, stateWrite: 0, verify: Date.now() };
     let state = await this.loadState(client);
     const commitTs = await this.queries.tracksCommitTimestamps(client); // for the delay metric
     // Start from a known gate state: closed (the reader is awake and about to read). A gate left
@@ -273,10 +274,11 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   private async housekeeping(
     client: ReaderConnection['client'],
     state: ReaderState,
-    chores: { stateWrite: number; prune: number; verify: number },
+    chores: { stateWrite: number; verify: number },
     now: number,
   ): Promise<ReaderState> {
-    const pruneDue = now - chores.prune >= this.options.reader.pruneIntervalMs;
+    // The pruner keeps its own clock (not reset by a reconnect) and works in the background.
+    const pruneDue = this.pruner.due(now);
     // Pruning is bounded by the stored reader state, so store it fresh before each prune.
     if (pruneDue || now - chores.stateWrite >= STATE_WRITE_MS) {
       chores.stateWrite = now;
@@ -288,10 +290,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
         cursor: state.cursor,
       });
     }
-    if (pruneDue) {
-      chores.prune = now;
-      await this.prune(client, state);
-    }
+    if (pruneDue) this.pruner.start(now);
     if (now - chores.verify >= this.options.reader.backstopMs) {
       chores.verify = now;
       return this.verifyIndex(client, state);
@@ -326,7 +325,6 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     if (reason === EMPTY_INDEX) this.logger.log(message);
     else this.logger.warn(message);
     await this.index.startGeneration(generation);
-    this.retention.reset();
     this.bus.publish({ kind: 'wake-all', reason: 'generation' });
     return { generation, position: 0, cursor };
   }
@@ -352,7 +350,6 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
       return this.loadState(client);
     }
     const position = result.head.position;
-    this.retention.record(position);
     this.bus.publish({
       kind: 'changes',
       generation: state.generation,
@@ -387,14 +384,6 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
       oldestOpenTransactionMs: held.oldestOpenMs,
       stalledSince,
     };
-  }
-
-  private async prune(client: ReaderConnection['client'], state: ReaderState): Promise<void> {
-    const { maxAgeMs, maxRows } = this.options.retention;
-    const deleted = await this.queries.prune(client, maxAgeMs, maxRows);
-    const floor = this.retention.floor(state.position);
-    if (floor > 0) await this.index.trim(floor);
-    if (deleted > 0) this.logger.debug(`pruned ${deleted} change-log rows; index floor ${floor}`);
   }
 }
 
