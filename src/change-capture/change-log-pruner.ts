@@ -4,6 +4,7 @@ import type { ChangeIndex } from '../change-index/change-index.interface';
 import type { ResolvedOptions } from '../resolve-options';
 import { CHANGE_LOG_START, type ChangeLogCursor } from './change-log-cursor';
 import { ChangeLogQueries } from './change-log.queries';
+import { wakeChannel } from './schema/schema-name';
 
 /** Rows per DELETE statement: a short transaction, however large the backlog. */
 const CHUNK_ROWS = 5000;
@@ -72,6 +73,10 @@ export class ChangeLogPruner {
     this.dropClient();
   }
 
+  private get channel(): string {
+    return wakeChannel(this.options.schema);
+  }
+
   private get intervalMs(): number {
     return this.options.reader.pruneIntervalMs;
   }
@@ -107,6 +112,10 @@ export class ChangeLogPruner {
       const chunk = await this.chunk(client, { after, bound, overflow, maxAgeMs });
       if (chunk === null) continue; // timed out: retry the same rows in a smaller chunk
       total += chunk.deleted;
+      // While a chunk ran, its transaction held the commit horizon back: a change committed
+      // meanwhile was invisible to the reader, and its NOTIFY may have come too early. Wake the
+      // reader now that the horizon moved on, instead of leaving it to its backoff.
+      if (chunk.deleted > 0) await client.query('SELECT pg_notify($1, NULL)', [this.channel]);
       // Done when a row within retention ended the chunk, or the bound was reached.
       if (chunk.last === null || chunk.deleted < chunk.scanned) break;
       if (chunk.scanned < this.chunkRows) break;
@@ -144,6 +153,9 @@ export class ChangeLogPruner {
     });
     client.on('error', () => this.dropClient());
     await client.connect();
+    // A prune lost in a crash is redone by the next round: no chunk needs to wait for its WAL
+    // flush, and writers' commits do not queue behind the pruner's.
+    await client.query('SET synchronous_commit = off');
     this.client = client;
     return client;
   }
