@@ -4,6 +4,7 @@ import { type BenchResult, formatTable } from './report';
 import { heldPolls } from './held-polls';
 import { httpRates } from './http-rates';
 import { latency } from './latency';
+import { pruneLatency } from './prune-latency';
 import { readerThroughput } from './reader-throughput';
 import { writeThroughput } from './write-throughput';
 
@@ -41,6 +42,7 @@ const benches: Array<{ name: string; run: () => Promise<BenchResult> }> = [
         log,
       }),
   },
+  { name: 'prune-latency', run: () => pruneLatency({ serverUrl, runs, log }) },
 ];
 
 async function main(): Promise<void> {

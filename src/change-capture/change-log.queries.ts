@@ -143,33 +143,88 @@ export class ChangeLogQueries {
   }
 
   /**
-   * Deletes change-log rows past retention, but never a row that a live reader (any index sharing
-   * this database, seen within the last 10 minutes) has not consumed yet.
+   * The last row every live reader has consumed: the lowest checkpoint of any index sharing this
+   * change log whose reader state was written within the last 10 minutes. Null when none is live
+   * (then nothing may be pruned).
    */
-  async prune(client: Client, maxAgeMs: number | null, maxRows: number | null): Promise<number> {
-    const { rowCount } = await client.query(
-      `WITH bound AS (
-         SELECT read_xid, read_id FROM ${this.s}.polling_reader_state
-         WHERE updated_at > now() - interval '10 minutes'
-         ORDER BY read_xid, read_id LIMIT 1
-       ), young AS (
-         SELECT xid, id FROM ${this.s}.polling_changes
-         WHERE $1::bigint IS NOT NULL AND changed_at >= now() - $1::bigint * interval '1 millisecond'
-         ORDER BY xid, id LIMIT 1
-       ), overflow AS (
-         SELECT xid, id FROM ${this.s}.polling_changes
-         WHERE $2::bigint IS NOT NULL
-         ORDER BY xid DESC, id DESC OFFSET coalesce($2::bigint, 0) LIMIT 1
-       )
-       DELETE FROM ${this.s}.polling_changes c USING bound
-       WHERE (c.xid, c.id) <= (bound.read_xid, bound.read_id)
-         AND (
-           ($1::bigint IS NOT NULL AND (NOT EXISTS (SELECT 1 FROM young)
-              OR (c.xid, c.id) < (SELECT xid, id FROM young)))
-           OR (c.xid, c.id) <= (SELECT xid, id FROM overflow)
-         )`,
-      [maxAgeMs, maxRows],
+  async pruneBound(client: Client): Promise<ChangeLogCursor | null> {
+    const { rows } = await client.query<{ xid: string; id: string }>(
+      `SELECT read_xid::text AS xid, read_id::text AS id FROM ${this.s}.polling_reader_state
+       WHERE updated_at > now() - interval '10 minutes'
+       ORDER BY read_xid, read_id LIMIT 1`,
     );
-    return rowCount ?? 0;
+    return rows[0] ?? null;
+  }
+
+  /** The newest row beyond the newest `maxRows` (it and all before it are past retention). */
+  async overflowEnd(client: Client, maxRows: number): Promise<ChangeLogCursor | null> {
+    const { rows } = await client.query<{ xid: string; id: string }>(
+      `SELECT xid::text AS xid, id::text AS id FROM ${this.s}.polling_changes
+       ORDER BY xid DESC, id DESC OFFSET $1 LIMIT 1`,
+      [maxRows],
+    );
+    return rows[0] ?? null;
+  }
+
+  /**
+   * Deletes one chunk: of the first `limit` rows after `after` and up to `bound` (in primary-key
+   * order), the leading ones that are past retention: older than `maxAgeMs`, or at or before
+   * `overflow`. Each chunk is a short transaction of its own, so an interrupted prune loses at most
+   * one chunk. `last` is the last row deleted (the next chunk starts after it); `scanned` above
+   * `deleted` means a row within retention ended the chunk.
+   */
+  async pruneChunk(
+    client: Client,
+    chunk: {
+      after: ChangeLogCursor;
+      bound: ChangeLogCursor;
+      overflow: ChangeLogCursor | null;
+      maxAgeMs: number | null;
+      limit: number;
+    },
+  ): Promise<{ scanned: number; deleted: number; last: ChangeLogCursor | null }> {
+    const overflow = chunk.overflow ?? CHANGE_LOG_START;
+    const { rows } = await client.query<{
+      scanned: number;
+      deleted: number;
+      xid: string | null;
+      id: string | null;
+    }>(
+      // aged: this row and every row before it in the chunk are older than maxAgeMs (rows are in
+      // xid order, their times are not), so the deleted rows are always a prefix of the chunk.
+      `WITH chunk AS (
+         SELECT xid, id, bool_and(coalesce(
+             changed_at < now() - $6::bigint * interval '1 millisecond', false))
+           OVER (ORDER BY xid, id) AS aged
+         FROM (
+           SELECT xid, id, changed_at FROM ${this.s}.polling_changes
+           WHERE (xid, id) > ($1::text::xid8, $2::bigint) AND (xid, id) <= ($3::text::xid8, $4::bigint)
+           ORDER BY xid, id LIMIT $5
+         ) c
+       ), gone AS (
+         DELETE FROM ${this.s}.polling_changes p USING chunk
+         WHERE p.xid = chunk.xid AND p.id = chunk.id
+           AND (chunk.aged OR (chunk.xid, chunk.id) <= ($7::text::xid8, $8::bigint))
+         RETURNING p.xid, p.id
+       ), last AS (
+         SELECT xid, id FROM gone ORDER BY xid DESC, id DESC LIMIT 1
+       )
+       SELECT (SELECT count(*) FROM chunk)::int AS scanned,
+         (SELECT count(*) FROM gone)::int AS deleted,
+         (SELECT xid::text FROM last) AS xid, (SELECT id::text FROM last) AS id`,
+      [
+        chunk.after.xid,
+        chunk.after.id,
+        chunk.bound.xid,
+        chunk.bound.id,
+        chunk.limit,
+        chunk.maxAgeMs,
+        overflow.xid,
+        overflow.id,
+      ],
+    );
+    const [r] = rows;
+    const last = r.xid === null || r.id === null ? null : { xid: r.xid, id: r.id };
+    return { scanned: r.scanned, deleted: r.deleted, last };
   }
 }

@@ -16,8 +16,8 @@ import { POLLING_INDEX_KEYS, POLLING_RESOLVED_OPTIONS } from '../polling.tokens'
 import type { ResolvedOptions } from '../resolve-options';
 import type { ChangeLogCursor, ChangeLogRow } from './change-log-cursor';
 import { ChangeLogQueries } from './change-log.queries';
+import { ChangeLogPruner } from './change-log-pruner';
 import type { IndexKeys } from './index-keys';
-import { IndexRetention } from './index-retention';
 import { postgresClientConfig } from './postgres-config';
 import { ReaderConnection } from './reader-connection';
 import { checkTracking } from './schema/check-tracking';
@@ -62,7 +62,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   private readonly logger = new Logger('ChangeReader');
   private readonly queries: ChangeLogQueries;
   private readonly signal = new WakeSignal();
-  private readonly retention: IndexRetention;
+  private readonly pruner: ChangeLogPruner;
   private running: Promise<void> | null = null;
   private stopped = false;
   private connection: ReaderConnection | null = null;
@@ -82,7 +82,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     @Inject(POLLING_INDEX_KEYS) private readonly keys: IndexKeys,
   ) {
     this.queries = new ChangeLogQueries(options.schema);
-    this.retention = new IndexRetention(options.retention.maxAgeMs, options.retention.maxRows);
+    this.pruner = new ChangeLogPruner(postgresClientConfig(options.postgres), options, index);
   }
 
   get role(): ReaderRole {
@@ -143,6 +143,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     this.signal.wake();
     this.connection?.close();
     await this.running;
+    await this.pruner.close();
   }
 
   private setLive(live: boolean): void {
@@ -218,7 +219,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   private async lead(connection: ReaderConnection): Promise<void> {
     const client = connection.client;
     const tuning = this.options.reader;
-    const chores = { lagCheck: 0, stateWrite: 0, prune: 0, verify: Date.now() };
+    const chores = { lagCheck: 0, stateWrite: 0, verify: Date.now() };
     let state = await this.loadState(client);
     const commitTs = await this.queries.tracksCommitTimestamps(client); // for the delay metric
     // This reader's own bit of the wake gate, cleared: it is awake and about to read.
@@ -287,10 +288,11 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   private async housekeeping(
     client: ReaderConnection['client'],
     state: ReaderState,
-    chores: { stateWrite: number; prune: number; verify: number },
+    chores: { stateWrite: number; verify: number },
     now: number,
   ): Promise<ReaderState> {
-    const pruneDue = now - chores.prune >= this.options.reader.pruneIntervalMs;
+    // The pruner keeps its own clock (not reset by a reconnect) and works in the background.
+    const pruneDue = this.pruner.due(now);
     // Pruning is bounded by the stored reader state, so store it fresh before each prune.
     if (pruneDue || now - chores.stateWrite >= STATE_WRITE_MS) {
       chores.stateWrite = now;
@@ -303,10 +305,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
         cursor: state.cursor,
       });
     }
-    if (pruneDue) {
-      chores.prune = now;
-      await this.prune(client, state);
-    }
+    if (pruneDue) this.pruner.start(now);
     if (now - chores.verify >= this.options.reader.backstopMs) {
       chores.verify = now;
       return this.verifyIndex(client, state);
@@ -351,7 +350,6 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     // The checkpoint goes into the index with the generation: a reader that reconnects or takes
     // over before the first append resumes here instead of replaying the retained log into it.
     await this.index.startGeneration(generation, { readerXid: cursor.xid, readerId: cursor.id });
-    this.retention.reset();
     this.bus.publish({ kind: 'wake-all', reason: 'generation' });
     return { generation, position: 0, cursor };
   }
@@ -377,7 +375,6 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
       return this.loadState(client);
     }
     const position = result.head.position;
-    this.retention.record(position);
     this.bus.publish({
       kind: 'changes',
       generation: state.generation,
@@ -412,14 +409,6 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
       oldestOpenTransactionMs: held.oldestOpenMs,
       stalledSince,
     };
-  }
-
-  private async prune(client: ReaderConnection['client'], state: ReaderState): Promise<void> {
-    const { maxAgeMs, maxRows } = this.options.retention;
-    const deleted = await this.queries.prune(client, maxAgeMs, maxRows);
-    const floor = this.retention.floor(state.position);
-    if (floor > 0) await this.index.trim(floor);
-    if (deleted > 0) this.logger.debug(`pruned ${deleted} change-log rows; index floor ${floor}`);
   }
 }
 

@@ -36,6 +36,11 @@ export interface AppendBatch {
   /** Reader checkpoint after this batch. */
   readerXid: string;
   readerId: string;
+  /**
+   * When the batch was written (epoch ms, default now). The index keeps about one time mark per
+   * second with its data, so it can trim by age whoever leads and however often it restarts.
+   */
+  writtenAt?: number;
 }
 
 /** `lost`: the generation is gone (e.g. Redis was flushed); `conflict`: another writer moved the head. */
@@ -95,7 +100,17 @@ export interface ChangeIndex {
     position: number,
     limit: number,
   ): Promise<FeedChanges>;
-  /** Forgets changes at or below `position` and raises the floor to it. */
+  /**
+   * The highest position written before `writtenBefore` (epoch ms) by the index's time marks,
+   * 0 when none is. Marks at or below the floor are dropped by `trim`.
+   */
+  expiredPosition(writtenBefore: number): Promise<number>;
+  /**
+   * Forgets changes at or below `position` (clamped to the head) and raises the floor to it.
+   * A feed left with no change leaves the index entirely; from then on it answers like a feed
+   * that never changed: position and floor are the index floor. Works in bounded steps (several
+   * short calls to a shared store), and resumes where an interrupted trim stopped.
+   */
   trim(position: number): Promise<void>;
   /** Releases what the index opened itself. */
   close(): Promise<void>;

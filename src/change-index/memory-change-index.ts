@@ -18,6 +18,10 @@ import type {
 
 /** Compact a feed's log once it holds this many superseded entries and more than live ones. */
 const COMPACT_MIN_STALE = 64;
+/** trim yields to the event loop after this many feeds, so a large index never stalls the app. */
+const TRIM_FEEDS_PER_STEP = 1000;
+/** One time mark per this many ms: the precision of trimming by age. */
+const MARK_EVERY_MS = 1000;
 
 interface LogEntry {
   position: number;
@@ -36,8 +40,17 @@ interface FeedState {
   stale: number;
   /** Highest position written to this feed (0 when never written). */
   max: number;
-  /** Highest position of this feed that trim removed: a cursor below it missed a change. */
+  /**
+   * Highest position of this feed that trim removed: a cursor below it missed a change. A feed
+   * that (re-)enters the index starts at the index floor: it may have had changes below it.
+   */
   floor: number;
+}
+
+/** Positions up to `position` were written at or before about `at` (epoch ms). */
+interface TimeMark {
+  at: number;
+  position: number;
 }
 
 /** Single-process ChangeIndex: no Redis, nothing shared, lost only with the process. */
@@ -46,6 +59,7 @@ export class MemoryChangeIndex implements ChangeIndex {
 
   private current: IndexHead | null = null;
   private feeds = new Map<string, FeedState>();
+  private marks: TimeMark[] = [];
 
   async head(): Promise<IndexHead | null> {
     return this.current ? { ...this.current } : null;
@@ -56,6 +70,7 @@ export class MemoryChangeIndex implements ChangeIndex {
     assertCheckpoint(checkpoint);
     const { readerXid, readerId } = checkpoint;
     this.feeds = new Map();
+    this.marks = [];
     this.current = { generation, position: 0, readerXid, readerId, floor: 0 };
     return { ...this.current };
   }
@@ -66,10 +81,11 @@ export class MemoryChangeIndex implements ChangeIndex {
     if (!head || head.generation !== batch.generation) return { ok: false, reason: 'lost' };
     if (head.position !== batch.expectedPosition) return { ok: false, reason: 'conflict' };
 
+    const writtenAt = writtenAtOf(batch);
     let position = head.position;
     for (const { feed, resourceId } of batch.changes) {
       position += 1;
-      const state = this.feedState(feed);
+      const state = this.feedState(feed, head.floor);
       // Positions only grow, so this is ZADD GT: the newer entry always wins.
       if (state.latest.has(resourceId)) state.stale += 1;
       state.latest.set(resourceId, position);
@@ -77,6 +93,7 @@ export class MemoryChangeIndex implements ChangeIndex {
       state.max = position;
       this.maybeCompact(state);
     }
+    if (position > head.position) this.mark(writtenAt, position);
     this.current = {
       ...head,
       position,
@@ -86,14 +103,25 @@ export class MemoryChangeIndex implements ChangeIndex {
     return { ok: true, head: { ...this.current } };
   }
 
+  async expiredPosition(writtenBefore: number): Promise<number> {
+    let position = 0;
+    for (const mark of this.marks) {
+      if (mark.at >= writtenBefore) break;
+      position = mark.position;
+    }
+    return position;
+  }
+
   async feedPosition(feed: string): Promise<FeedPosition> {
     if (!this.current) return { kind: 'unavailable' };
     const state = this.feeds.get(feed);
+    // A feed not in the index changed, if ever, at or below the index floor.
+    const floor = this.current.floor;
     return {
       kind: 'position',
       generation: this.current.generation,
-      position: state?.max ?? 0,
-      floor: state?.floor ?? 0,
+      position: state?.max ?? floor,
+      floor: state?.floor ?? floor,
     };
   }
 
@@ -108,12 +136,12 @@ export class MemoryChangeIndex implements ChangeIndex {
     const head = this.current;
     if (!head) return { kind: 'unavailable' };
     const state = this.feeds.get(feed);
-    const feedMax = state?.max ?? 0;
+    const feedMax = state?.max ?? head.floor;
     const current = head.generation;
     if (generation !== current) {
       return { kind: 'refetch', reason: 'generation', generation: current, feedPosition: feedMax };
     }
-    if (position < (state?.floor ?? 0)) {
+    if (position < (state?.floor ?? head.floor)) {
       return { kind: 'refetch', reason: 'trimmed', generation: current, feedPosition: feedMax };
     }
     if (position > head.position) {
@@ -138,32 +166,58 @@ export class MemoryChangeIndex implements ChangeIndex {
     if (!head) return;
     // Nothing above the head exists yet; a floor there would swallow future appends.
     const upTo = Math.min(position, head.position);
-    if (upTo <= head.floor) return;
-    for (const state of this.feeds.values()) {
-      const end = firstAfter(state, upTo);
-      for (let i = state.start; i < end; i++) {
-        const entry = state.log[i];
-        if (state.latest.get(entry.resourceId) === entry.position) {
-          state.latest.delete(entry.resourceId);
-          state.floor = entry.position;
-        } else {
-          state.stale -= 1;
-        }
+    if (upTo > head.floor) this.current = { ...head, floor: upTo };
+    while (this.marks.length > 0 && this.marks[0].position <= upTo) this.marks.shift();
+    // The floor is raised first: a feed removed below answers with it from then on.
+    const feeds = this.feeds;
+    let visited = 0;
+    for (const [feed, state] of feeds) {
+      this.trimFeed(feeds, feed, state, upTo);
+      if (++visited % TRIM_FEEDS_PER_STEP === 0) {
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.feeds !== feeds) return; // a new generation started meanwhile
       }
-      state.start = end;
-      this.maybeCompact(state);
     }
-    this.current = { ...head, floor: upTo };
   }
 
   async close(): Promise<void> {
     // Nothing opened.
   }
 
-  private feedState(feed: string): FeedState {
+  private trimFeed(
+    feeds: Map<string, FeedState>,
+    feed: string,
+    state: FeedState,
+    upTo: number,
+  ): void {
+    if (state.start >= state.log.length || state.log[state.start].position > upTo) return;
+    const end = firstAfter(state, upTo);
+    for (let i = state.start; i < end; i++) {
+      const entry = state.log[i];
+      if (state.latest.get(entry.resourceId) === entry.position) {
+        state.latest.delete(entry.resourceId);
+        state.floor = entry.position;
+      } else {
+        state.stale -= 1;
+      }
+    }
+    state.start = end;
+    // Nothing of the feed is left: it leaves the index, so aged-out feeds cost no memory.
+    if (state.latest.size === 0) feeds.delete(feed);
+    else this.maybeCompact(state);
+  }
+
+  /** Keeps about one mark per second: enough to trim by age, bounded by the retention. */
+  private mark(at: number, position: number): void {
+    const last = this.marks[this.marks.length - 1];
+    if (last && at - last.at < MARK_EVERY_MS) last.position = position;
+    else this.marks.push({ at, position });
+  }
+
+  private feedState(feed: string, floor: number): FeedState {
     let state = this.feeds.get(feed);
     if (!state) {
-      state = { latest: new Map(), log: [], start: 0, stale: 0, max: 0, floor: 0 };
+      state = { latest: new Map(), log: [], start: 0, stale: 0, max: 0, floor };
       this.feeds.set(feed, state);
     }
     return state;
@@ -181,6 +235,12 @@ export class MemoryChangeIndex implements ChangeIndex {
       state.start = 0;
     }
   }
+}
+
+function writtenAtOf(batch: AppendBatch): number {
+  const at = batch.writtenAt ?? Date.now();
+  if (!Number.isFinite(at)) throw new RangeError(`writtenAt must be a finite number, got ${at}`);
+  return at;
 }
 
 /** Index of the first log entry with a position strictly above `position` (binary search). */

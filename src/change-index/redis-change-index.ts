@@ -40,12 +40,18 @@ class LuaScript {
 }
 
 const scripts = {
-  append: new LuaScript(APPEND_SCRIPT, 2),
+  append: new LuaScript(APPEND_SCRIPT, 4),
   feedPosition: new LuaScript(FEED_POSITION_SCRIPT, 3),
   changesSince: new LuaScript(CHANGES_SINCE_SCRIPT, 3),
-  startGeneration: new LuaScript(START_GENERATION_SCRIPT, 3),
-  trim: new LuaScript(TRIM_SCRIPT, 3),
+  startGeneration: new LuaScript(START_GENERATION_SCRIPT, 4),
+  trim: new LuaScript(TRIM_SCRIPT, 4),
 };
+
+/**
+ * Work units (feeds visited, members and marks removed) per trim call: a few milliseconds of
+ * Redis time, so a trim over any number of feeds never blocks other clients for long.
+ */
+const TRIM_BUDGET = 1000;
 
 type Reply = Array<string | Reply>;
 
@@ -58,8 +64,9 @@ export class RedisChangeIndex implements ChangeIndex {
   readonly shared = true;
 
   private readonly metaKey: string;
-  private readonly feedsKey: string;
+  private readonly oldestKey: string;
   private readonly floorsKey: string;
+  private readonly marksKey: string;
 
   constructor(
     private readonly client: Redis,
@@ -67,8 +74,9 @@ export class RedisChangeIndex implements ChangeIndex {
     private readonly options: RedisChangeIndexOptions = {},
   ) {
     this.metaKey = `${keyPrefix}meta`;
-    this.feedsKey = `${keyPrefix}feeds`;
+    this.oldestKey = `${keyPrefix}oldest`;
     this.floorsKey = `${keyPrefix}floors`;
+    this.marksKey = `${keyPrefix}marks`;
   }
 
   async head(): Promise<IndexHead | null> {
@@ -94,25 +102,31 @@ export class RedisChangeIndex implements ChangeIndex {
     assertGeneration(generation);
     assertCheckpoint(checkpoint);
     const { readerXid, readerId } = checkpoint;
-    await this.run(
-      scripts.startGeneration,
-      [this.metaKey, this.feedsKey, this.floorsKey],
-      [this.keyPrefix, generation, readerXid, readerId],
-    );
+    await this.run(scripts.startGeneration, this.indexKeys(), [
+      this.keyPrefix,
+      generation,
+      readerXid,
+      readerId,
+    ]);
     return { generation, position: 0, readerXid, readerId, floor: 0 };
   }
 
   async append(batch: AppendBatch): Promise<AppendResult> {
     assertPosition(batch.expectedPosition, 'expectedPosition');
+    const writtenAt = batch.writtenAt ?? Date.now();
+    if (!Number.isFinite(writtenAt)) {
+      throw new RangeError(`writtenAt must be a finite number, got ${writtenAt}`);
+    }
     const args = [
       this.keyPrefix,
       batch.generation,
       String(batch.expectedPosition),
       batch.readerXid,
       batch.readerId,
+      writtenAt.toFixed(0),
     ];
     for (const change of batch.changes) args.push(change.feed, change.resourceId);
-    const reply = await this.run(scripts.append, [this.metaKey, this.feedsKey], args);
+    const reply = await this.run(scripts.append, this.indexKeys(), args);
     if (reply[0] === 'lost' || reply[0] === 'conflict') return { ok: false, reason: reply[0] };
     const [, generation, position, readerXid, readerId, floor] = reply as string[];
     return {
@@ -163,13 +177,27 @@ export class RedisChangeIndex implements ChangeIndex {
     return changesAnswer(current, position, feedMax, changed);
   }
 
+  async expiredPosition(writtenBefore: number): Promise<number> {
+    const [position] = await this.client.zrange(
+      this.marksKey,
+      `(${writtenBefore.toFixed(0)}`,
+      '-inf',
+      'BYSCORE',
+      'REV',
+      'LIMIT',
+      0,
+      1,
+    );
+    return toInt(position);
+  }
+
   async trim(position: number): Promise<void> {
     assertPosition(position, 'position');
-    await this.run(
-      scripts.trim,
-      [this.metaKey, this.feedsKey, this.floorsKey],
-      [this.keyPrefix, String(position)],
-    );
+    const args = [this.keyPrefix, String(position), String(TRIM_BUDGET)];
+    // Each call is one short atomic step; the floor is raised by the first, so reads stay exact
+    // between steps, and a trim cut short is finished by the next one.
+    let more = true;
+    while (more) more = Number(await this.run(scripts.trim, this.indexKeys(), args)) === 1;
   }
 
   async close(): Promise<void> {
@@ -182,6 +210,10 @@ export class RedisChangeIndex implements ChangeIndex {
       this.client.disconnect();
     }
     await ended;
+  }
+
+  private indexKeys(): string[] {
+    return [this.metaKey, this.oldestKey, this.floorsKey, this.marksKey];
   }
 
   private feedKeys(feed: string): string[] {

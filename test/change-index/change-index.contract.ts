@@ -375,29 +375,45 @@ export function describeChangeIndexContract(name: string, factory: ChangeIndexFa
         expect(await changed(index, 'b', GEN, 2)).toEqual([{ resourceId: '2', position: 7 }]);
       });
 
-      it('keeps a quiet feed position and its cursors valid', async () => {
+      it('drops a feed whose changes all aged out; it answers with the index floor', async () => {
         await index.trim(6);
-        // q changed only at 5, now removed: its position (and so its ETag) must not move,
-        // and a client that saw position 5 has nothing to refetch.
+        // q changed only at 5, now removed: it leaves the index (its memory is freed) and answers
+        // like any feed with no indexed change: nothing after the floor, so position = floor = 6.
         expect(await index.feedPosition('q')).toEqual({
           kind: 'position',
           generation: GEN,
-          position: 5,
-          floor: 5,
+          position: 6,
+          floor: 6,
         });
-        expect(await index.changesSince('q', GEN, 5, 10)).toEqual({
+        expect(await index.changesSince('q', GEN, 6, 10)).toEqual({
           kind: 'changes',
           generation: GEN,
-          feedPosition: 5,
+          feedPosition: 6,
           complete: true,
           changed: [],
         });
+        // A cursor below the floor may have missed a change the index no longer knows.
+        expect(await index.changesSince('q', GEN, 5, 10)).toMatchObject({
+          kind: 'refetch',
+          reason: 'trimmed',
+          feedPosition: 6,
+        });
+        expect(await index.feedPosition('never')).toMatchObject({ position: 6, floor: 6 });
+      });
+
+      it('starts a feed that re-enters the index at the floor', async () => {
+        await index.trim(6);
+        await write([c('q', '2')]); // position 8
+        expect(await index.feedPosition('q')).toMatchObject({ position: 8, floor: 6 });
+        // q's change at 5 is gone: a cursor from before it must refetch, not get only q/2.
         expect(await index.changesSince('q', GEN, 4, 10)).toMatchObject({
           kind: 'refetch',
           reason: 'trimmed',
-          feedPosition: 5,
         });
-        // A feed that never changed is untouched by trim.
+        expect(await changed(index, 'q', GEN, 6)).toEqual([{ resourceId: '2', position: 8 }]);
+      });
+
+      it('keeps a feed that never changed untouched before any trim', async () => {
         expect(await index.feedPosition('never')).toMatchObject({ position: 0, floor: 0 });
         expect(await changed(index, 'never', GEN, 0)).toEqual([]);
       });
@@ -408,6 +424,42 @@ export function describeChangeIndexContract(name: string, factory: ChangeIndexFa
         expect(await changed(index, 'a', GEN, 7)).toEqual([]);
         await write([c('a', '9')]);
         expect(await changed(index, 'a', GEN, 7)).toEqual([{ resourceId: '9', position: 8 }]);
+      });
+    });
+
+    describe('expiredPosition', () => {
+      beforeEach(async () => {
+        await index.startGeneration(GEN, LOG_START);
+      });
+
+      async function writeAt(writtenAt: number, changes: IndexedChange[]): Promise<number> {
+        const head = (await index.head())!;
+        const result = await index.append({ ...batch(GEN, head.position, changes), writtenAt });
+        if (!result.ok) throw new Error(`append refused: ${result.reason}`);
+        return result.head.position;
+      }
+
+      it('finds the last position written before a time, by marks about a second apart', async () => {
+        expect(await index.expiredPosition(Date.now())).toBe(0);
+        await writeAt(10_000, [c('a', '1')]); // 1
+        await writeAt(10_400, [c('a', '2'), c('b', '1')]); // 3: same mark as 1 (within a second)
+        await writeAt(12_000, [c('a', '3')]); // 4
+        await writeAt(15_000, [c('c', '1')]); // 5
+        expect(await index.expiredPosition(10_000)).toBe(0);
+        expect(await index.expiredPosition(10_001)).toBe(3);
+        expect(await index.expiredPosition(12_000)).toBe(3);
+        expect(await index.expiredPosition(14_999)).toBe(4);
+        expect(await index.expiredPosition(20_000)).toBe(5);
+      });
+
+      it('forgets marks at or below the floor and after a new generation', async () => {
+        await writeAt(10_000, [c('a', '1')]);
+        await writeAt(12_000, [c('a', '2')]);
+        await index.trim(1);
+        expect(await index.expiredPosition(11_000)).toBe(0);
+        expect(await index.expiredPosition(13_000)).toBe(2);
+        await index.startGeneration('gen-2', LOG_START);
+        expect(await index.expiredPosition(13_000)).toBe(0);
       });
     });
 
@@ -455,19 +507,22 @@ interface ModelFeed {
 
 async function checkAgainstModel(index: ChangeIndex, ops: Op[], limit: number): Promise<void> {
   const feeds = new Map<string, ModelFeed>();
-  const feed = (name: string): ModelFeed => {
-    if (!feeds.has(name)) feeds.set(name, { latest: new Map(), max: 0, floor: 0 });
-    return feeds.get(name)!;
-  };
   let head = 0;
   let floor = 0;
+  // A feed with no indexed change is not in the index: it answers with the index floor.
+  const feed = (name: string): ModelFeed =>
+    feeds.get(name) ?? { latest: new Map(), max: floor, floor };
+  const enter = (name: string): ModelFeed => {
+    if (!feeds.has(name)) feeds.set(name, feed(name));
+    return feeds.get(name)!;
+  };
   await index.startGeneration(GEN, LOG_START);
   for (const op of ops) {
     if (op.kind === 'append') {
       const result = await index.append(batch(GEN, head, op.changes));
       for (const change of op.changes) {
         head += 1;
-        const state = feed(change.feed);
+        const state = enter(change.feed);
         state.latest.set(change.resourceId, head);
         state.max = head;
       }
@@ -476,12 +531,13 @@ async function checkAgainstModel(index: ChangeIndex, ops: Op[], limit: number): 
       const upTo = Math.max(0, head - op.back);
       await index.trim(upTo);
       floor = Math.max(floor, upTo);
-      for (const state of feeds.values()) {
+      for (const [name, state] of feeds) {
         for (const [id, position] of state.latest) {
           if (position > upTo) continue;
           state.latest.delete(id);
           state.floor = Math.max(state.floor, position);
         }
+        if (state.latest.size === 0) feeds.delete(name);
       }
     }
   }

@@ -71,8 +71,9 @@ describe('RedisChangeIndex', () => {
     expect(appended.ok).toBe(true);
     expect((await keysUnder(prefix)).sort()).toEqual([
       `${prefix}feed:a`,
-      `${prefix}feeds`,
+      `${prefix}marks`,
       `${prefix}meta`,
+      `${prefix}oldest`,
     ]);
 
     await deleteUnder(prefix); // what FLUSHALL or a restart without persistence does to us

@@ -1,0 +1,168 @@
+import { Logger } from '@nestjs/common';
+import { Client, type ClientConfig } from 'pg';
+import type { ChangeIndex } from '../change-index/change-index.interface';
+import type { ResolvedOptions } from '../resolve-options';
+import { CHANGE_LOG_START, type ChangeLogCursor } from './change-log-cursor';
+import { ChangeLogQueries } from './change-log.queries';
+import { wakeChannel } from './schema/schema-name';
+
+/** Rows per DELETE statement: a short transaction, however large the backlog. */
+const CHUNK_ROWS = 5000;
+/** Smallest chunk after timeouts halved it (a very slow disk). */
+const MIN_CHUNK_ROWS = 100;
+/** Server-side limit of one chunk; a chunk that hits it is retried at half the size. */
+const CHUNK_TIMEOUT_MS = 60_000;
+/** Between chunks the pruner rests as long as the chunk took (capped): half the I/O at most. */
+const MAX_REST_MS = 500;
+
+/**
+ * Deletes change-log rows past retention and trims the index to the same window, in the
+ * background, on a connection of its own: never on the reader's session or under its query
+ * timeout, and never in a long transaction. The work is resumable rather than remembered: every
+ * chunk commits on its own, and a round always starts from the oldest row, so a round cut short
+ * (reconnect, takeover, restart) leaves nothing to redo; the next one carries on.
+ */
+export class ChangeLogPruner {
+  private readonly logger = new Logger('ChangeLogPruner');
+  private readonly queries: ChangeLogQueries;
+  private client: Client | null = null;
+  private round: Promise<void> | null = null;
+  private lastStart = 0;
+  private stopped = false;
+  private chunkRows = CHUNK_ROWS;
+
+  constructor(
+    private readonly config: ClientConfig,
+    private readonly options: ResolvedOptions,
+    private readonly index: ChangeIndex,
+  ) {
+    this.queries = new ChangeLogQueries(options.schema);
+  }
+
+  /**
+   * Whether a round is due: the interval passed since the last one started in this process, and
+   * none is running. The clock belongs to the app, not to a leadership or a connection, so
+   * reconnects and takeovers do not restart it.
+   */
+  due(now = Date.now()): boolean {
+    return this.round === null && !this.stopped && now - this.lastStart >= this.intervalMs;
+  }
+
+  /** Starts a round in the background (the caller stored its reader state first). */
+  start(now = Date.now()): void {
+    if (!this.due(now)) return;
+    this.lastStart = now;
+    this.round = this.runRound()
+      .catch((error: Error) => {
+        if (!this.stopped) this.logger.warn(`prune interrupted: ${error.message}`);
+        this.dropClient();
+      })
+      .finally(() => {
+        this.round = null;
+      });
+  }
+
+  /** Resolves once a running round has stopped (for tests and shutdown). */
+  async idle(): Promise<void> {
+    await this.round;
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    await this.round;
+    this.dropClient();
+  }
+
+  private get channel(): string {
+    return wakeChannel(this.options.schema);
+  }
+
+  private get intervalMs(): number {
+    return this.options.reader.pruneIntervalMs;
+  }
+
+  private async runRound(): Promise<void> {
+    await this.trimIndex();
+    const deleted = await this.pruneChangeLog();
+    if (deleted > 0) this.logger.debug(`pruned ${deleted} change-log rows`);
+  }
+
+  /** Trims the index by its own marks: what it stores, not what this process remembers. */
+  private async trimIndex(): Promise<void> {
+    const { maxAgeMs, maxRows } = this.options.retention;
+    const head = await this.index.head();
+    if (head === null) return;
+    let floor = maxRows === null ? 0 : head.position - maxRows;
+    if (maxAgeMs !== null) {
+      floor = Math.max(floor, await this.index.expiredPosition(Date.now() - maxAgeMs));
+    }
+    if (floor > 0) await this.index.trim(floor);
+  }
+
+  private async pruneChangeLog(): Promise<number> {
+    const client = await this.connect();
+    const bound = await this.queries.pruneBound(client);
+    if (bound === null) return 0; // no live reader: it may still need every row
+    const { maxAgeMs, maxRows } = this.options.retention;
+    const overflow = maxRows === null ? null : await this.queries.overflowEnd(client, maxRows);
+    let after: ChangeLogCursor = CHANGE_LOG_START;
+    let total = 0;
+    while (!this.stopped) {
+      const started = Date.now();
+      const chunk = await this.chunk(client, { after, bound, overflow, maxAgeMs });
+      if (chunk === null) continue; // timed out: retry the same rows in a smaller chunk
+      total += chunk.deleted;
+      // While a chunk ran, its transaction held the commit horizon back: a change committed
+      // meanwhile was invisible to the reader, and its NOTIFY may have come too early. Wake the
+      // reader now that the horizon moved on, instead of leaving it to its backoff.
+      if (chunk.deleted > 0) await client.query('SELECT pg_notify($1, NULL)', [this.channel]);
+      // Done when a row within retention ended the chunk, or the bound was reached.
+      if (chunk.last === null || chunk.deleted < chunk.scanned) break;
+      if (chunk.scanned < this.chunkRows) break;
+      after = chunk.last;
+      const rest = Math.min(Date.now() - started, MAX_REST_MS);
+      await new Promise((resolve) => setTimeout(resolve, rest));
+    }
+    return total;
+  }
+
+  private async chunk(
+    client: Client,
+    args: Omit<Parameters<ChangeLogQueries['pruneChunk']>[1], 'limit'>,
+  ): Promise<Awaited<ReturnType<ChangeLogQueries['pruneChunk']>> | null> {
+    try {
+      return await this.queries.pruneChunk(client, { ...args, limit: this.chunkRows });
+    } catch (error) {
+      // 57014: statement timeout. Only this chunk rolled back; smaller ones will get through.
+      if ((error as { code?: string }).code !== '57014' || this.chunkRows <= MIN_CHUNK_ROWS) {
+        throw error;
+      }
+      this.chunkRows = Math.max(MIN_CHUNK_ROWS, Math.floor(this.chunkRows / 2));
+      this.logger.warn(`a prune chunk timed out; continuing with ${this.chunkRows} rows per chunk`);
+      return null;
+    }
+  }
+
+  private async connect(): Promise<Client> {
+    if (this.client) return this.client;
+    const client = new Client({
+      ...this.config,
+      keepAlive: true,
+      application_name: 'nestjs-polling pruner',
+      statement_timeout: CHUNK_TIMEOUT_MS,
+    });
+    client.on('error', () => this.dropClient());
+    await client.connect();
+    // A prune lost in a crash is redone by the next round: no chunk needs to wait for its WAL
+    // flush, and writers' commits do not queue behind the pruner's.
+    await client.query('SET synchronous_commit = off');
+    this.client = client;
+    return client;
+  }
+
+  private dropClient(): void {
+    const client = this.client;
+    this.client = null;
+    client?.end().catch(() => undefined);
+  }
+}
