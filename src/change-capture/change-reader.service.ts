@@ -69,6 +69,8 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   private liveNow = false;
   private liveWaiters: (() => void)[] = [];
   private currentRole: ReaderRole = 'starting';
+  /** The index head this process last announced on the bus (as leader). */
+  private announced: { generation: string; position: number } | null = null;
   private currentLag: ReaderLag = {
     heldBackRows: 0,
     oldestOpenTransactionMs: 0,
@@ -200,12 +202,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
         'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok',
         [lockKey],
       );
-      if (row.ok) {
-        // The previous leader may have died between an append and its announcement: wake every
-        // instance's waiters to re-check against the index, or they sleep until their wait ends.
-        this.bus.publish({ kind: 'wake-all', reason: 'takeover' });
-        return true;
-      }
+      if (row.ok) return true; // lead() wakes the waiters if the head was not announced (adopt)
       this.currentRole = 'follower';
       const head = await this.index.head().catch(() => null);
       this.setLive(head !== null);
@@ -323,6 +320,21 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     if (BigInt(head.readerXid) >= (await this.queries.nextXid(client))) {
       return this.rebuild(client, 'the index is ahead of the change log (a restored database?)');
     }
+    return this.adopt(head);
+  }
+
+  /**
+   * Follows on from a head this reader did not write just now. Unless this process announced that
+   * very head itself (its own reconnect), another leader wrote it and may have died between the
+   * append and its announcement: wake every instance's waiters to re-check against the index, or
+   * they sleep until their wait ends.
+   */
+  private adopt(head: IndexHead): ReaderState {
+    const known = this.announced;
+    if (known?.generation !== head.generation || known.position !== head.position) {
+      this.bus.publish({ kind: 'wake-all', reason: 'takeover' });
+      this.announced = { generation: head.generation, position: head.position };
+    }
     return this.stateOf(head);
   }
 
@@ -351,6 +363,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     // over before the first append resumes here instead of replaying the retained log into it.
     await this.index.startGeneration(generation, { readerXid: cursor.xid, readerId: cursor.id });
     this.bus.publish({ kind: 'wake-all', reason: 'generation' });
+    this.announced = { generation, position: 0 };
     return { generation, position: 0, cursor };
   }
 
@@ -382,6 +395,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
       feeds: [...new Set(rows.map((r) => r.feed))],
       committedAt: newestCommit(rows),
     });
+    this.announced = { generation: state.generation, position };
     return { generation: state.generation, position, cursor: { xid: last.xid, id: last.id } };
   }
 
@@ -394,7 +408,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     if (head === null || head.generation !== state.generation) {
       return this.rebuild(client, 'the index lost its generation');
     }
-    return head.position === state.position ? state : this.stateOf(head);
+    return head.position === state.position ? state : this.adopt(head);
   }
 
   private async updateLag(
