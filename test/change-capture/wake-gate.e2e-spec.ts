@@ -1,8 +1,11 @@
 import { Client } from 'pg';
+import { installChangeLogSql } from '../../src';
+import { WakeGate } from '../../src/change-capture/wake-gate';
 import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
 import { createItemsTable } from '../support/polling-app';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { TcpProxy } from '../support/tcp-proxy';
+import { waitFor } from '../support/wait-for';
 
 // Far above any NOTIFY delivery: a poll that takes this long was woken by the backstop read.
 const BACKSTOP_MS = 8000;
@@ -89,5 +92,28 @@ describe('wake gate: every idle reader wakes by NOTIFY (max_prepared_transaction
       slowest.push(Math.max(...results.map((r) => r.arrivedAt - committedAt)));
     }
     expect(Math.max(...slowest)).toBeLessThan(FAST_MS);
+  });
+
+  it('each reader sets only its own bit; a reader that died armed loses its bit at the next arm', async () => {
+    await writer.query(installChangeLogSql('gate_bits'));
+    const gate = async () =>
+      (await writer.query('SELECT last_value::text AS v FROM gate_bits.polling_wake_gate')).rows[0]
+        .v as string;
+    const [a, b] = [new Client(db.config), new Client(db.config)];
+    await a.connect();
+    await b.connect();
+    const gateA = await WakeGate.open(a, 'gate_bits');
+    const gateB = await WakeGate.open(b, 'gate_bits');
+    await gateA.arm(a);
+    await gateB.arm(b);
+    expect(await gate()).toBe('3');
+    await gateA.disarm(a); // A wakes: B stays armed
+    expect(await gate()).toBe('2');
+    await b.end(); // B dies armed
+    // The server ends B's session (and its slot lock) shortly after the socket closes.
+    await waitFor(async () => (await gateA.arm(a), (await gate()) === '1'), {
+      message: "A's arm cleared the dead reader's bit",
+    });
+    await a.end();
   });
 });
