@@ -1,4 +1,4 @@
-import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import type * as PromClient from 'prom-client';
 import { Subscription } from 'rxjs';
 import { ResponseAggregator } from '../aggregation/response-aggregator.service';
@@ -45,7 +45,7 @@ interface Instruments {
  * paths build no events.
  */
 @Injectable()
-export class PollingMetrics implements OnModuleInit, OnModuleDestroy {
+export class PollingMetrics implements OnModuleInit, OnApplicationShutdown {
   private readonly m: Instruments | null;
   private subscription: Subscription | null = null;
 
@@ -87,7 +87,8 @@ export class PollingMetrics implements OnModuleInit, OnModuleDestroy {
     this.subscription.add(this.events.events$.subscribe((event) => this.observe(m, event)));
   }
 
-  onModuleDestroy(): void {
+  /** Late, not at module destroy: shutdown answers held requests after that, and they count. */
+  onApplicationShutdown(): void {
     this.subscription?.unsubscribe();
   }
 
