@@ -85,6 +85,8 @@ async function main(databaseUrl: string): Promise<void> {
         postgres: { url: databaseUrl },
         tables: [{ table: 'items', partition: 'run' }],
         installSchema: true,
+        // The bench's callers are one user: the app names the scope (its bearer token).
+        aggregator: { scope: (req) => req.headers.authorization || null },
         http: { maxHeld: HELD_LIMIT, maxHeldPerClient: HELD_LIMIT, maxWaitS: MAX_WAIT_S },
       }),
     ],

@@ -16,6 +16,8 @@ async function main(): Promise<void> {
   const items = await startItemsApp(process.env.DATABASE_URL!, {
     // All waiters come from one address: lift the per-client hold limit (default 16).
     http: { maxHeldPerClient: 100_000 },
+    // Every waiter is one user (one bearer token): the app names the scope.
+    aggregator: { scope: (req) => req.headers.authorization || null },
   });
   const bus = items.app.get(ChangeBus);
   const aggregator = items.app.get(ResponseAggregator);

@@ -165,7 +165,11 @@ async function main(): Promise<void> {
         tables: [{ table: 'items', partition: 'run' }],
         installSchema: true,
         http: { maxHeldPerClient: 100_000 },
-        aggregator: { enabled: process.env.AGGREGATOR !== '0' },
+        aggregator: {
+          enabled: process.env.AGGREGATOR !== '0',
+          // Callers with one bearer token are one user here: the app names the scope.
+          scope: (req) => req.headers.authorization || null,
+        },
       }),
     ],
     controllers: [HelloController, Bare304Controller, ItemsFeedController, BenchCountsController],

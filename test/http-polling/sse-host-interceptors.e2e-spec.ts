@@ -51,7 +51,9 @@ describe('@LiveStream in an app with a global response-envelope interceptor', ()
       mode: 'sse',
       since,
       signal: stop.signal,
-      onChanges: (body, info) => received.push({ body, info }),
+      onChanges: (body, info) => {
+        received.push({ body, info });
+      },
       onFallback: (reason) => fallbacks.push(reason),
     }).catch((error: unknown) => error);
     try {
