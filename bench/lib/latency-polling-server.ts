@@ -7,7 +7,9 @@
  */
 import 'reflect-metadata';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { ChangeBus, HeldRequests, ResponseAggregator } from '../../src';
+import { ChangeBus } from '../../src/change-bus/change-bus.service';
+import { HeldRequests } from '../../src/http-polling/held-requests.service';
+import { ResponseAggregator } from '../../src/aggregation/response-aggregator.service';
 import { HandlerRuns } from '../../test/fixtures/items-feed.controller';
 import { startItemsApp } from '../../test/fixtures/items-app';
 import { clock, ready, serveIpc } from './latency-ipc';

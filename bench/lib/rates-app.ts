@@ -27,14 +27,14 @@ import { of } from 'rxjs';
 import { Column, DataSource, Entity, PrimaryGeneratedColumn, type Logger } from 'typeorm';
 import {
   ChangeReader,
-  HeldRequests,
   LongPoll,
   Poll,
   PollContext,
   PollingModule,
-  ResponseAggregator,
   loadFeedChanges,
 } from '../../src';
+import { HeldRequests } from '../../src/http-polling/held-requests.service';
+import { ResponseAggregator } from '../../src/aggregation/response-aggregator.service';
 import { report } from './child';
 
 /**

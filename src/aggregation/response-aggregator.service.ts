@@ -1,7 +1,7 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { Request } from 'express';
 import { defer, finalize, Observable, of, share, tap } from 'rxjs';
-import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
+import { InjectPollingOptions } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
 
 interface Cached {
@@ -25,7 +25,7 @@ export class ResponseAggregator {
   /** Requests answered by another request's execution (in flight or lingering). */
   joined = 0;
 
-  constructor(@Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions) {}
+  constructor(@InjectPollingOptions() private readonly options: ResolvedOptions) {}
 
   get enabled(): boolean {
     return this.options.aggregator.enabled;

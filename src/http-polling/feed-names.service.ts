@@ -1,6 +1,6 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { Request } from 'express';
-import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
+import { InjectPollingOptions } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
 import { readPartition } from './poll-request.parser';
 import type { PollRouteOptions } from './poll-route-options.interface';
@@ -10,7 +10,7 @@ import type { PollRouteOptions } from './poll-route-options.interface';
 export class FeedNames {
   private readonly partitioned: Map<string, boolean>;
 
-  constructor(@Inject(POLLING_RESOLVED_OPTIONS) options: ResolvedOptions) {
+  constructor(@InjectPollingOptions() options: ResolvedOptions) {
     this.partitioned = new Map(options.tables.map((t) => [t.feed, t.partition !== null]));
   }
 

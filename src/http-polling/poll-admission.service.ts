@@ -1,6 +1,6 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { Request } from 'express';
-import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
+import { InjectPollingOptions } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
 import { HeldRequests } from './held-requests.service';
 import { PollingEvents } from './watch/polling-events.service';
@@ -21,7 +21,7 @@ export class PollAdmission {
   private readonly lastPoll = new Map<string, number>();
 
   constructor(
-    @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    @InjectPollingOptions() private readonly options: ResolvedOptions,
     private readonly held: HeldRequests,
     private readonly events: PollingEvents,
   ) {}

@@ -1,8 +1,8 @@
-import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import { Injectable, OnModuleInit } from '@nestjs/common';
 import { MODULE_PATH, VERSION_METADATA } from '@nestjs/common/constants';
 import type { VersionValue } from '@nestjs/common/interfaces';
 import { DiscoveryService, MetadataScanner, ModulesContainer } from '@nestjs/core';
-import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
+import { InjectPollingOptions } from '../polling.tokens';
 import { PollingConfigError, type ResolvedOptions } from '../resolve-options';
 import { PollMetadataAccessor } from './poll-metadata.accessor';
 import type { PollRouteMetadata } from './poll-route-options.interface';
@@ -49,7 +49,7 @@ export class PollRoutesExplorer implements OnModuleInit {
     private readonly scanner: MetadataScanner,
     private readonly accessor: PollMetadataAccessor,
     private readonly modules: ModulesContainer,
-    @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    @InjectPollingOptions() private readonly options: ResolvedOptions,
   ) {}
 
   get routes(): readonly PollRoute[] {

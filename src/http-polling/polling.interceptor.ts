@@ -3,14 +3,13 @@ import {
   CallHandler,
   ConflictException,
   ExecutionContext,
-  Inject,
   Injectable,
   NestInterceptor,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import fresh from 'fresh';
 import { from, Observable, of, switchMap } from 'rxjs';
-import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
+import { InjectPollingOptions } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
 import { ResponseAggregator } from '../aggregation/response-aggregator.service';
 import { BATCH_MEMBER, type BatchMemberRequest } from './batch/batch-member';
@@ -46,7 +45,7 @@ export class PollingInterceptor implements NestInterceptor {
     private readonly admission: PollAdmission,
     private readonly rate: ChangeRate,
     private readonly aggregator: ResponseAggregator,
-    @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    @InjectPollingOptions() private readonly options: ResolvedOptions,
     private readonly events: PollingEvents,
   ) {}
 

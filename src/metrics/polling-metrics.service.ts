@@ -1,4 +1,4 @@
-import { Inject, Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import type * as PromClient from 'prom-client';
 import { Subscription } from 'rxjs';
 import { ResponseAggregator } from '../aggregation/response-aggregator.service';
@@ -14,7 +14,7 @@ import {
 import type { RejectReason } from '../http-polling/watch/watch.errors';
 import { loadOptionalPeer } from '../optional-peer';
 import type { MetricsRegistry } from '../polling-options.interface';
-import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
+import { InjectPollingOptions } from '../polling.tokens';
 import { PollingConfigError, type ResolvedOptions } from '../resolve-options';
 
 export type { PollKind, RejectReason };
@@ -50,7 +50,7 @@ export class PollingMetrics implements OnModuleInit, OnApplicationShutdown {
   private subscription: Subscription | null = null;
 
   constructor(
-    @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    @InjectPollingOptions() private readonly options: ResolvedOptions,
     private readonly held: HeldRequests,
     private readonly reader: ChangeReader,
     private readonly aggregator: ResponseAggregator,

@@ -1,6 +1,8 @@
 import { Agent } from 'node:http';
 import { Client } from 'pg';
-import { HeldRequests, ResponseAggregator, type PollingModuleOptions } from '../../src';
+import { type PollingModuleOptions } from '../../src';
+import { HeldRequests } from '../../src/http-polling/held-requests.service';
+import { ResponseAggregator } from '../../src/aggregation/response-aggregator.service';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { createItemsTable } from '../support/polling-app';
 import { send, type Reply } from '../support/http-get';

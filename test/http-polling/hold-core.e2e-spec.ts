@@ -2,16 +2,9 @@ import { Controller, Get, Sse, type INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { Client } from 'pg';
 import { filter, firstValueFrom } from 'rxjs';
-import {
-  CHANGE_INDEX,
-  ChangeBus,
-  ChangeReader,
-  LiveStream,
-  LongPoll,
-  PollContext,
-  PollingModule,
-  type ChangeIndex,
-} from '../../src';
+import { ChangeReader, LiveStream, LongPoll, PollContext, PollingModule } from '../../src';
+import { CHANGE_INDEX, type ChangeIndex } from '../../src/change-index/change-index.interface';
+import { ChangeBus } from '../../src/change-bus/change-bus.service';
 import { MemoryChangeIndex } from '../../src/change-index/memory-change-index';
 import { HeldRequests } from '../../src/http-polling/held-requests.service';
 import { createItemsTable, itemsOptions } from '../support/polling-app';

@@ -1,7 +1,8 @@
 import { Controller, Get, Module, Sse } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Client } from 'pg';
-import { HeldRequests, LiveStream, PollingModule, type LiveStreamOptions } from '../../src';
+import { LiveStream, PollingModule, type LiveStreamOptions } from '../../src';
+import { HeldRequests } from '../../src/http-polling/held-requests.service';
 import { FeedCursorCodec } from '../../src/http-polling/feed-cursor';
 import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
 import { revokedUsers } from '../fixtures/items-feed.controller';

@@ -4,7 +4,6 @@ import {
   ExecutionContext,
   ForbiddenException,
   HttpException,
-  Inject,
   Injectable,
   Logger,
   NestInterceptor,
@@ -12,7 +11,7 @@ import {
 import { Reflector } from '@nestjs/core';
 import type { Request, Response } from 'express';
 import { from, Observable } from 'rxjs';
-import { POLLING_RESOLVED_OPTIONS } from '../../polling.tokens';
+import { InjectPollingOptions } from '../../polling.tokens';
 import type { ResolvedOptions } from '../../resolve-options';
 import type { FeedCursor } from '../feed-cursor';
 import { FeedNames } from '../feed-names.service';
@@ -72,7 +71,7 @@ export class BatchPollInterceptor implements NestInterceptor {
     private readonly checker: FeedChecker,
     private readonly watches: FeedWatch,
     private readonly admission: PollAdmission,
-    @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    @InjectPollingOptions() private readonly options: ResolvedOptions,
     private readonly events: PollingEvents,
   ) {}
 

@@ -1,11 +1,11 @@
-import { HttpException, Inject, Injectable, Logger } from '@nestjs/common';
+import { HttpException, Injectable, Logger } from '@nestjs/common';
 import {
-  CHANGE_INDEX,
+  InjectChangeIndex,
   type ChangeIndex,
   type FeedChanges,
 } from '../../change-index/change-index.interface';
 import { ThrottledWarning } from '../../logging/throttled-warning';
-import { POLLING_RESOLVED_OPTIONS } from '../../polling.tokens';
+import { InjectPollingOptions } from '../../polling.tokens';
 import type { ResolvedOptions } from '../../resolve-options';
 import { FeedCursorCodec, type FeedCursor } from '../feed-cursor';
 import { PollingEvents } from './polling-events.service';
@@ -36,9 +36,9 @@ export class FeedChecker {
   private started = 0;
 
   constructor(
-    @Inject(CHANGE_INDEX) private readonly index: ChangeIndex,
+    @InjectChangeIndex() private readonly index: ChangeIndex,
     private readonly codec: FeedCursorCodec,
-    @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    @InjectPollingOptions() private readonly options: ResolvedOptions,
     private readonly events: PollingEvents,
   ) {}
 
