@@ -110,7 +110,11 @@ describe('@LiveStream (Server-Sent Events) over HTTP', () => {
     const b = await insert(3, 'b');
     const c = await insert(3, 'c');
     await writer.query('DELETE FROM items WHERE id = $1', [a]);
-    await new Promise((r) => setTimeout(r, 100));
+    // Indexed before the client comes back (a fixed pause was too short on a loaded machine).
+    await waitFor(async () => {
+      const res = await fetch(`${items.url}/runs/3/changes?since=${seen.id}&wait=0`);
+      return ((await res.json()) as ChangesBody).changes.length === 3;
+    });
 
     const again = await open('/runs/3/stream', { 'Last-Event-ID': seen.id! });
     const resumed = await again.event(1);
