@@ -1,7 +1,8 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Client } from 'pg';
-import { CHANGE_INDEX, type ChangeIndex, ChangeReader, PollingModule } from '../src';
+import { ChangeReader, PollingModule } from '../src';
+import { CHANGE_INDEX, type ChangeIndex } from '../src/change-index/change-index.interface';
 
 export interface LiveReaderOptions {
   url: string;

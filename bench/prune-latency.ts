@@ -2,7 +2,9 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Client } from 'pg';
 import { filter, firstValueFrom } from 'rxjs';
-import { ChangeBus, ChangeReader, PollingModule } from '../src';
+import { PollingModule } from '../src';
+import { ChangeBus } from '../src/change-bus/change-bus.service';
+import { ChangeReader } from '../src/change-capture/change-reader.service';
 import { createBenchDatabase } from './bench-database';
 import { type BenchResult, type BenchRow, figureOf, median } from './report';
 

@@ -1,3 +1,7 @@
+// nestjs-polling: what an app writes. Internals (the hold core, interceptors, gates, the bus,
+// the aggregator) are not exported; the client SDK is `nestjs-polling/client`.
+
+// ── Module and options ──────────────────────────────────────────────────────────────────────
 export { PollingModule } from './polling.module';
 export {
   POLLING_ASYNC_OPTIONS_TYPE,
@@ -5,6 +9,11 @@ export {
   POLLING_OPTIONS_TYPE,
 } from './polling.module-definition';
 export type {
+  AggregatorOptions,
+  HealthOptions,
+  HttpPollingOptions,
+  MetricsOptions,
+  MetricsRegistry,
   PollingModuleOptions,
   PostgresConnection,
   ReaderTuning,
@@ -12,60 +21,33 @@ export type {
   RetentionOptions,
   TrackedTable,
 } from './polling-options.interface';
-export { PollingConfigError } from './resolve-options';
-export { ChangeReader } from './change-capture/change-reader.service';
-export type { ReaderLag, ReaderRole } from './change-capture/change-reader.service';
-export { ChangeBus } from './change-bus/change-bus.service';
-export type { ChangeNotice } from './change-bus/change-notice.interface';
-export { CHANGE_INDEX } from './change-index/change-index.interface';
-export type {
-  ChangeIndex,
-  FeedChanges,
-  FeedPosition,
-  IndexHead,
-} from './change-index/change-index.interface';
-export { MemoryChangeIndex } from './change-index/memory-change-index';
-export { RedisChangeIndex } from './change-index/redis-change-index';
+export { PollingConfigError } from './polling-config.error';
+export { InjectPollingOptions } from './polling.tokens';
+
+// ── Schema and migrations ───────────────────────────────────────────────────────────────────
 export { installChangeLogSql, uninstallChangeLogSql } from './change-capture/schema/change-log.sql';
 export {
   pollingMigrations,
   PollingChangeLog1732350000000,
   PollingCaptureFunctions1764900000000,
 } from './migrations';
+
+// ── Decorators ──────────────────────────────────────────────────────────────────────────────
 export { FeedSnapshot, Poll, LongPoll } from './http-polling/poll.decorators';
 export { PollContext } from './http-polling/poll-context.decorator';
+export { BatchPoll, type BatchPollOptions } from './http-polling/batch/batch-poll.decorator';
+export { LiveStream } from './http-polling/sse/live-stream.decorator';
+
+// ── Context and route option types ──────────────────────────────────────────────────────────
 export type {
   PartitionSource,
   PollReason,
   PollRouteOptions,
 } from './http-polling/poll-route-options.interface';
-export { PollingInterceptor } from './http-polling/polling.interceptor';
-export { HeldRequests } from './http-polling/held-requests.service';
-export { loadFeedChanges, type FeedChange } from './http-polling/feed-changes';
-export type { HttpPollingOptions } from './polling-options.interface';
-export { BatchPoll, type BatchPollOptions } from './http-polling/batch/batch-poll.decorator';
 export type { BatchFeedAnswer } from './http-polling/batch/batch-poll.interceptor';
-export { installJsonHttpErrors } from './http-polling/json-http-errors';
-export { ClientErrorsFilter } from './http-polling/client-errors.filter';
-export { LiveStream } from './http-polling/sse/live-stream.decorator';
 export type { LiveStreamOptions } from './http-polling/sse/live-stream.metadata';
-export { LiveStreamGate } from './http-polling/sse/live-stream.gate';
-export { LiveStreamInterceptor } from './http-polling/sse/live-stream.interceptor';
-export { ResponseAggregator } from './aggregation/response-aggregator.service';
-export {
-  PollingMetrics,
-  type PollKind,
-  type RejectReason,
-} from './metrics/polling-metrics.service';
-export { createMetricsController } from './metrics/metrics.controller';
-export type { HealthOptions, MetricsOptions, MetricsRegistry } from './polling-options.interface';
-export {
-  PollingHealthIndicator,
-  type PollingHealthResult,
-  type ReaderHealthOptions,
-} from './health/polling-health.indicator';
-export type { WakeReason } from './http-polling/held-requests.service';
-export type { AggregatorOptions } from './polling-options.interface';
+
+// ── Pagination ──────────────────────────────────────────────────────────────────────────────
 export { CursorPaginator } from './pagination/cursor-paginator';
 export type {
   CursorPaginatorOptions,
@@ -74,3 +56,23 @@ export type {
   SortDirection,
   SortField,
 } from './pagination/page.interface';
+
+// ── Helpers ─────────────────────────────────────────────────────────────────────────────────
+export { loadFeedChanges, type FeedChange } from './http-polling/feed-changes';
+export { installJsonHttpErrors } from './http-polling/json-http-errors';
+export { ClientErrorsFilter } from './http-polling/client-errors.filter';
+
+// ── Operating it: reader state, health, metrics ─────────────────────────────────────────────
+export { ChangeReader } from './change-capture/change-reader.service';
+export type { ReaderLag, ReaderRole } from './change-capture/change-reader.service';
+export {
+  PollingHealthIndicator,
+  type PollingHealthResult,
+  type ReaderHealthOptions,
+} from './health/polling-health.indicator';
+export {
+  PollingMetrics,
+  type PollKind,
+  type RejectReason,
+} from './metrics/polling-metrics.service';
+export { createMetricsController } from './metrics/metrics.controller';

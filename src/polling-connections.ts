@@ -1,15 +1,15 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { RedisBusRelay } from './change-bus/redis-bus-relay';
-import { CHANGE_INDEX, type ChangeIndex } from './change-index/change-index.interface';
+import { InjectChangeIndex, type ChangeIndex } from './change-index/change-index.interface';
 import type { RedisHandle } from './change-index/redis-connection';
-import { POLLING_REDIS } from './polling.tokens';
+import { InjectPollingRedis } from './polling.tokens';
 
 /** Closes what the module opened, after the reader has stopped (beforeApplicationShutdown). */
 @Injectable()
 export class PollingConnections implements OnApplicationShutdown {
   constructor(
-    @Inject(POLLING_REDIS) private readonly redis: RedisHandle | null,
-    @Inject(CHANGE_INDEX) private readonly index: ChangeIndex,
+    @InjectPollingRedis() private readonly redis: RedisHandle | null,
+    @InjectChangeIndex() private readonly index: ChangeIndex,
     @Inject(RedisBusRelay) private readonly relay: RedisBusRelay | null,
   ) {}
 

@@ -78,8 +78,8 @@ export interface AggregatorOptions {
   enabled?: boolean;
   /**
    * The caller's auth scope (user id, tenant, role set): only requests with the same scope share.
-   * Default: a hash of the Authorization and Cookie headers; requests without either never share.
-   * Return null to opt a request out.
+   * Without it nothing is shared between requests (headers are no identity: a gateway may send
+   * one service token for every user). Return null to opt a request out.
    */
   scope?: (request: Request) => string | null | undefined;
   /** How long a finished run still answers identical latecomers, in ms. Default 250. */

@@ -11,14 +11,17 @@ import { RedisChangeIndex } from './change-index/redis-change-index';
 import { connectRedis, type RedisHandle } from './change-index/redis-connection';
 import { ChangeRate } from './http-polling/change-rate.service';
 import { feedCursorProvider } from './http-polling/feed-cursor.provider';
-import { FeedChecker } from './http-polling/feed-checker.service';
+import { FeedChecker } from './http-polling/watch/feed-checker.service';
+import { FeedWatch } from './http-polling/watch/feed-watch.service';
+import { PollingEvents } from './http-polling/watch/polling-events.service';
+import { FeedNames } from './http-polling/feed-names.service';
 import { HeldRequests } from './http-polling/held-requests.service';
 import { PollAdmission } from './http-polling/poll-admission.service';
 import { PollMetadataAccessor } from './http-polling/poll-metadata.accessor';
 import { PollRoutesExplorer } from './http-polling/poll-routes.explorer';
 import { PollingInterceptor } from './http-polling/polling.interceptor';
 import { BatchPollInterceptor } from './http-polling/batch/batch-poll.interceptor';
-import { InternalDispatch } from './http-polling/batch/internal-dispatch.service';
+import { FeedRoutes } from './http-polling/batch/feed-routes.service';
 import { ResponseAggregator } from './aggregation/response-aggregator.service';
 import { LiveStreamGate } from './http-polling/sse/live-stream.gate';
 import { LiveStreamInterceptor } from './http-polling/sse/live-stream.interceptor';
@@ -80,14 +83,17 @@ import { resolveMetrics, resolveOptions, type ResolvedOptions } from './resolve-
     ChangeReader,
     PollingConnections,
     feedCursorProvider,
+    PollingEvents,
     FeedChecker,
+    FeedNames,
     HeldRequests,
     PollAdmission,
+    FeedWatch,
     ChangeRate,
     PollMetadataAccessor,
     PollRoutesExplorer,
     PollingInterceptor,
-    InternalDispatch,
+    FeedRoutes,
     BatchPollInterceptor,
     ResponseAggregator,
     PollingMetrics,
@@ -108,8 +114,11 @@ import { resolveMetrics, resolveOptions, type ResolvedOptions } from './resolve-
     PollingInterceptor,
     feedCursorProvider,
     FeedChecker,
+    FeedNames,
+    FeedWatch,
+    PollingEvents,
     PollRoutesExplorer,
-    InternalDispatch,
+    FeedRoutes,
     BatchPollInterceptor,
     ResponseAggregator,
     PollingMetrics,

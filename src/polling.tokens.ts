@@ -9,3 +9,4 @@ export const POLLING_INDEX_KEYS = Symbol('nestjs-polling:IndexKeys');
 
 export const InjectPollingOptions = () => Inject(POLLING_RESOLVED_OPTIONS);
 export const InjectPollingRedis = () => Inject(POLLING_REDIS);
+export const InjectIndexKeys = () => Inject(POLLING_INDEX_KEYS);

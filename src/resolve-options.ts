@@ -5,7 +5,8 @@ import {
   HTTP_DEFAULTS,
   READER_DEFAULTS,
 } from './polling.constants';
-import { assertSchemaName } from './change-capture/schema/schema-name';
+import { assertSchemaName } from './sql-identifier';
+import { PollingConfigError } from './polling-config.error';
 import type {
   AggregatorOptions,
   HealthOptions,
@@ -46,12 +47,7 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const TABLE = /^([A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const FEED = /^[A-Za-z_][A-Za-z0-9_-]{0,62}$/;
 
-export class PollingConfigError extends Error {
-  constructor(message: string) {
-    super(`nestjs-polling: ${message}`);
-    this.name = 'PollingConfigError';
-  }
-}
+export { PollingConfigError };
 
 function positiveInt(value: unknown, name: string, max = Number.MAX_SAFE_INTEGER, min = 1): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {

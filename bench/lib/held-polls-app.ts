@@ -14,15 +14,15 @@ import { Controller, Get, Inject, type INestApplication, Module } from '@nestjs/
 import { NestFactory } from '@nestjs/core';
 import { Pool } from 'pg';
 import {
-  ChangeBus,
   ChangeReader,
-  HeldRequests,
   installJsonHttpErrors,
   LongPoll,
   PollContext,
   PollingModule,
-  ResponseAggregator,
 } from '../../src';
+import { ChangeBus } from '../../src/change-bus/change-bus.service';
+import { HeldRequests } from '../../src/http-polling/held-requests.service';
+import { ResponseAggregator } from '../../src/aggregation/response-aggregator.service';
 import { clock, serveCommands } from './held-polls-ipc';
 import { probes, trackConnections } from './held-polls-probes';
 
@@ -85,6 +85,8 @@ async function main(databaseUrl: string): Promise<void> {
         postgres: { url: databaseUrl },
         tables: [{ table: 'items', partition: 'run' }],
         installSchema: true,
+        // The bench's callers are one user: the app names the scope (its bearer token).
+        aggregator: { scope: (req) => req.headers.authorization || null },
         http: { maxHeld: HELD_LIMIT, maxHeldPerClient: HELD_LIMIT, maxWaitS: MAX_WAIT_S },
       }),
     ],

@@ -7,7 +7,9 @@
  */
 import 'reflect-metadata';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { ChangeBus, HeldRequests, ResponseAggregator } from '../../src';
+import { ChangeBus } from '../../src/change-bus/change-bus.service';
+import { HeldRequests } from '../../src/http-polling/held-requests.service';
+import { ResponseAggregator } from '../../src/aggregation/response-aggregator.service';
 import { HandlerRuns } from '../../test/fixtures/items-feed.controller';
 import { startItemsApp } from '../../test/fixtures/items-app';
 import { clock, ready, serveIpc } from './latency-ipc';
@@ -16,6 +18,8 @@ async function main(): Promise<void> {
   const items = await startItemsApp(process.env.DATABASE_URL!, {
     // All waiters come from one address: lift the per-client hold limit (default 16).
     http: { maxHeldPerClient: 100_000 },
+    // Every waiter is one user (one bearer token): the app names the scope.
+    aggregator: { scope: (req) => req.headers.authorization || null },
   });
   const bus = items.app.get(ChangeBus);
   const aggregator = items.app.get(ResponseAggregator);

@@ -27,14 +27,14 @@ import { of } from 'rxjs';
 import { Column, DataSource, Entity, PrimaryGeneratedColumn, type Logger } from 'typeorm';
 import {
   ChangeReader,
-  HeldRequests,
   LongPoll,
   Poll,
   PollContext,
   PollingModule,
-  ResponseAggregator,
   loadFeedChanges,
 } from '../../src';
+import { HeldRequests } from '../../src/http-polling/held-requests.service';
+import { ResponseAggregator } from '../../src/aggregation/response-aggregator.service';
 import { report } from './child';
 
 /**
@@ -165,7 +165,11 @@ async function main(): Promise<void> {
         tables: [{ table: 'items', partition: 'run' }],
         installSchema: true,
         http: { maxHeldPerClient: 100_000 },
-        aggregator: { enabled: process.env.AGGREGATOR !== '0' },
+        aggregator: {
+          enabled: process.env.AGGREGATOR !== '0',
+          // Callers with one bearer token are one user here: the app names the scope.
+          scope: (req) => req.headers.authorization || null,
+        },
       }),
     ],
     controllers: [HelloController, Bare304Controller, ItemsFeedController, BenchCountsController],

@@ -1,8 +1,7 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { Request } from 'express';
-import { createHash } from 'node:crypto';
 import { defer, finalize, Observable, of, share, tap } from 'rxjs';
-import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
+import { InjectPollingOptions } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
 
 interface Cached {
@@ -26,27 +25,22 @@ export class ResponseAggregator {
   /** Requests answered by another request's execution (in flight or lingering). */
   joined = 0;
 
-  constructor(@Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions) {}
+  constructor(@InjectPollingOptions() private readonly options: ResolvedOptions) {}
 
   get enabled(): boolean {
     return this.options.aggregator.enabled;
   }
 
   /**
-   * The caller's scope: the app's function, else a hash of its credentials (Authorization and
-   * Cookie headers). Null when there is neither: an anonymous caller shares with nobody.
+   * The caller's scope, from the app's scope function. Without one, or when it answers null,
+   * the request shares with nobody (DESIGN.md §5): request headers are no identity (a gateway may
+   * send one service token for every user), so the library never guesses one from them.
    */
   scopeOf(req: Request): string | null {
     const custom = this.options.aggregator.scope;
-    if (custom) {
-      const scope = custom(req);
-      return scope === null || scope === undefined ? null : `app:${String(scope)}`;
-    }
-    const { authorization, cookie } = req.headers;
-    if (!authorization && !cookie) return null;
-    return `cred:${createHash('sha256')
-      .update(`${authorization ?? ''}\n${cookie ?? ''}`)
-      .digest('base64url')}`;
+    if (!custom) return null;
+    const scope = custom(req);
+    return scope === null || scope === undefined ? null : `app:${String(scope)}`;
   }
 
   /** Null when this request must not share (no scope). */

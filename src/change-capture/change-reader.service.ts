@@ -1,6 +1,5 @@
 import {
   BeforeApplicationShutdown,
-  Inject,
   Injectable,
   Logger,
   OnApplicationBootstrap,
@@ -8,11 +7,11 @@ import {
 import { randomBytes } from 'node:crypto';
 import { ChangeBus } from '../change-bus/change-bus.service';
 import {
-  CHANGE_INDEX,
+  InjectChangeIndex,
   type ChangeIndex,
   type IndexHead,
 } from '../change-index/change-index.interface';
-import { POLLING_INDEX_KEYS, POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
+import { InjectIndexKeys, InjectPollingOptions } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
 import type { ChangeLogCursor, ChangeLogRow } from './change-log-cursor';
 import { ChangeLogQueries } from './change-log.queries';
@@ -78,10 +77,10 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   };
 
   constructor(
-    @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
-    @Inject(CHANGE_INDEX) private readonly index: ChangeIndex,
+    @InjectPollingOptions() private readonly options: ResolvedOptions,
+    @InjectChangeIndex() private readonly index: ChangeIndex,
     private readonly bus: ChangeBus,
-    @Inject(POLLING_INDEX_KEYS) private readonly keys: IndexKeys,
+    @InjectIndexKeys() private readonly keys: IndexKeys,
   ) {
     this.queries = new ChangeLogQueries(options.schema);
     this.pruner = new ChangeLogPruner(postgresClientConfig(options.postgres), options, index);

@@ -1,3 +1,4 @@
+import { Inject } from '@nestjs/common';
 /**
  * The change index: per feed, the latest position at which each resource changed.
  * Positions are dense (1, 2, 3, ...) within one generation; a new generation starts
@@ -118,3 +119,4 @@ export interface ChangeIndex {
 
 /** Injection token for the ChangeIndex implementation in use. */
 export const CHANGE_INDEX = Symbol('nestjs-polling:ChangeIndex');
+export const InjectChangeIndex = () => Inject(CHANGE_INDEX);

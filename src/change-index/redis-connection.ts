@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { RedisConnection } from '../polling-options.interface';
-import { PollingConfigError } from '../resolve-options';
+import { PollingConfigError } from '../polling-config.error';
 
 /** The module's Redis client and whether the module created it (then it also closes it). */
 export interface RedisHandle {

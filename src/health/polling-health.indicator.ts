@@ -1,9 +1,9 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { Client } from 'pg';
 import { ChangeReader } from '../change-capture/change-reader.service';
 import { postgresClientConfig } from '../change-capture/postgres-config';
 import type { RedisHandle } from '../change-index/redis-connection';
-import { POLLING_REDIS, POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
+import { InjectPollingRedis, InjectPollingOptions } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
 
 /**
@@ -39,8 +39,8 @@ export interface ReaderHealthOptions {
 export class PollingHealthIndicator {
   constructor(
     private readonly changeReader: ChangeReader,
-    @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
-    @Inject(POLLING_REDIS) private readonly redisHandle: RedisHandle | null,
+    @InjectPollingOptions() private readonly options: ResolvedOptions,
+    @InjectPollingRedis() private readonly redisHandle: RedisHandle | null,
   ) {}
 
   /**

@@ -1,7 +1,7 @@
-import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import type { Subscription } from 'rxjs';
 import { ChangeBus } from '../change-bus/change-bus.service';
-import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
+import { InjectPollingOptions } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
 
 const MAX_FEEDS = 10_000;
@@ -18,7 +18,7 @@ export class ChangeRate implements OnModuleInit, OnModuleDestroy {
 
   constructor(
     private readonly bus: ChangeBus,
-    @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    @InjectPollingOptions() private readonly options: ResolvedOptions,
   ) {}
 
   onModuleInit(): void {

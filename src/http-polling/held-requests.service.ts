@@ -4,13 +4,19 @@ import {
   OnModuleDestroy,
   OnModuleInit,
 } from '@nestjs/common';
-import type { Response } from 'express';
 import type { Subscription } from 'rxjs';
 import { ChangeBus } from '../change-bus/change-bus.service';
 import type { ChangeNotice } from '../change-bus/change-notice.interface';
 
 /** Why a held request stopped waiting. */
 export type WakeReason = 'change' | 'reset' | 'timeout' | 'shutdown' | 'closed';
+
+/** Ends a wait when the other side is gone (a client that closed its connection). */
+export interface ClosedSignal {
+  readonly closed: boolean;
+  /** Calls `listener` once when closed; returns the function that stops listening. */
+  onClose(listener: () => void): () => void;
+}
 
 /** Longest timer Node runs as asked; anything longer fires after 1 ms (DESIGN.md §4). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -45,25 +51,24 @@ export class HeldRequest {
     else if (this.latched === null || reason === 'shutdown') this.latched = reason;
   }
 
-  /** Waits up to `ms` for a wake-up; `res` closing (client gone) ends the wait at once. */
-  wait(ms: number, res: Response): Promise<WakeReason> {
+  /** Waits up to `ms` for a wake-up; `gone` closing (client left) ends the wait at once. */
+  wait(ms: number, gone: ClosedSignal): Promise<WakeReason> {
     if (this.latched !== null) {
       const reason = this.latched;
       this.latched = null;
       return Promise.resolve(reason);
     }
-    if (res.destroyed || res.writableEnded) return Promise.resolve('closed');
+    if (gone.closed) return Promise.resolve('closed');
     this.committedAt = undefined;
     return new Promise<WakeReason>((resolve) => {
       const finish = (reason: WakeReason) => {
         clearTimeout(timer);
-        res.off('close', onClose);
+        stopListening();
         this.resolveWait = null;
         resolve(reason);
       };
-      const onClose = () => finish('closed');
       const timer = setTimeout(() => finish('timeout'), Math.min(Math.max(0, ms), MAX_TIMER_MS));
-      res.once('close', onClose);
+      const stopListening = gone.onClose(() => finish('closed'));
       this.resolveWait = finish;
     });
   }

@@ -1,6 +1,8 @@
-import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
-import { DiscoveryService, MetadataScanner } from '@nestjs/core';
-import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
+import { Injectable, OnModuleInit } from '@nestjs/common';
+import { MODULE_PATH, VERSION_METADATA } from '@nestjs/common/constants';
+import type { VersionValue } from '@nestjs/common/interfaces';
+import { DiscoveryService, MetadataScanner, ModulesContainer } from '@nestjs/core';
+import { InjectPollingOptions } from '../polling.tokens';
 import { PollingConfigError, type ResolvedOptions } from '../resolve-options';
 import { PollMetadataAccessor } from './poll-metadata.accessor';
 import type { PollRouteMetadata } from './poll-route-options.interface';
@@ -9,8 +11,19 @@ export interface PollRoute {
   controller: object;
   methodName: string;
   metadata: PollRouteMetadata;
-  /** Full GET path templates of the route, e.g. `/channels/:channel/changes` (batch keys). */
-  paths: string[];
+  /** The key of the controller's module in Nest's container (its enhancers live there). */
+  moduleKey: string;
+  /** True for a GET route (the batch poll can name only those). */
+  get: boolean;
+  /** Path parts as declared; the global prefix and URI version are added at request time. */
+  declared: {
+    controllerPaths: string[];
+    methodPaths: string[];
+    /** RouterModule's path for the controller's module, if any. */
+    modulePath?: string;
+    controllerVersion?: VersionValue;
+    methodVersion?: VersionValue;
+  };
 }
 
 // Nest's own metadata keys for @Controller / @Get paths and the HTTP method.
@@ -21,11 +34,6 @@ const GET = 0; // RequestMethod.GET
 function asArray(value: unknown): string[] {
   if (value === undefined) return ['/'];
   return (Array.isArray(value) ? value : [value]).map(String);
-}
-
-function joinPaths(base: string, path: string): string {
-  const joined = `/${base}/${path}`.replace(/\/+/g, '/');
-  return joined.length > 1 ? joined.replace(/\/$/, '') : joined;
 }
 
 /**
@@ -40,7 +48,8 @@ export class PollRoutesExplorer implements OnModuleInit {
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
     private readonly accessor: PollMetadataAccessor,
-    @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    private readonly modules: ModulesContainer,
+    @InjectPollingOptions() private readonly options: ResolvedOptions,
   ) {}
 
   get routes(): readonly PollRoute[] {
@@ -82,13 +91,25 @@ export class PollRoutesExplorer implements OnModuleInit {
           throw new PollingConfigError(`${where}: defaultWaitS exceeds maxWaitS`);
         }
         const handler = prototype[methodName];
-        const paths =
-          Reflect.getMetadata(METHOD_METADATA, handler) === GET
-            ? asArray(Reflect.getMetadata(PATH_METADATA, instance.constructor)).flatMap((base) =>
-                asArray(Reflect.getMetadata(PATH_METADATA, handler)).map((p) => joinPaths(base, p)),
-              )
-            : [];
-        this.found.push({ controller: instance, methodName, metadata, paths });
+        const host = wrapper.host?.metatype;
+        const modulePath: string | undefined = host
+          ? (Reflect.getMetadata(MODULE_PATH + this.modules.applicationId, host) ??
+            Reflect.getMetadata(MODULE_PATH, host))
+          : undefined;
+        this.found.push({
+          controller: instance,
+          methodName,
+          metadata,
+          moduleKey: wrapper.host?.token ?? '',
+          get: Reflect.getMetadata(METHOD_METADATA, handler) === GET,
+          declared: {
+            controllerPaths: asArray(Reflect.getMetadata(PATH_METADATA, instance.constructor)),
+            methodPaths: asArray(Reflect.getMetadata(PATH_METADATA, handler)),
+            modulePath,
+            controllerVersion: Reflect.getMetadata(VERSION_METADATA, instance.constructor),
+            methodVersion: Reflect.getMetadata(VERSION_METADATA, handler),
+          },
+        });
       }
     }
   }

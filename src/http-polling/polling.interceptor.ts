@@ -3,64 +3,86 @@ import {
   CallHandler,
   ConflictException,
   ExecutionContext,
-  ForbiddenException,
-  Inject,
   Injectable,
   NestInterceptor,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import fresh from 'fresh';
 import { from, Observable, of, switchMap } from 'rxjs';
-import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
+import { InjectPollingOptions } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
 import { ResponseAggregator } from '../aggregation/response-aggregator.service';
-import { PollingMetrics } from '../metrics/polling-metrics.service';
+import { BATCH_MEMBER, type BatchMemberRequest } from './batch/batch-member';
 import { ChangeRate } from './change-rate.service';
 import type { FeedCursor } from './feed-cursor';
-import { FeedChecker } from './feed-checker.service';
-import { HeldRequests, type HeldRequest } from './held-requests.service';
+import { FeedNames } from './feed-names.service';
 import { PollAdmission } from './poll-admission.service';
 import { PollMetadataAccessor } from './poll-metadata.accessor';
 import { holdMs, readSince, readWait } from './poll-request.parser';
-import type { PollContext, PollReason, PollRouteMetadata } from './poll-route-options.interface';
+import type { PollContext, PollRouteMetadata } from './poll-route-options.interface';
 import { POLL_CONTEXT_KEY } from './poll.constants';
+import { responseClosed } from './response-closed';
+import { FeedChecker } from './watch/feed-checker.service';
+import { FeedWatch } from './watch/feed-watch.service';
+import { PollingEvents } from './watch/polling-events.service';
+import type { FeedCheck } from './watch/feed-checker.service';
+import { asHttp, tableFeed, trackResponse, type ResponseTrack } from './watch-http';
 
 type Decision = { kind: 'handle'; context: PollContext } | { kind: 'reply' };
-type PollRequest = Request & { [POLL_CONTEXT_KEY]?: PollContext };
+type PollRequest = BatchMemberRequest & { [POLL_CONTEXT_KEY]?: PollContext };
 
 /**
- * Runs the polling protocol around a @Poll / @LongPoll handler (DESIGN.md §3–4): cursor check,
- * ETag/304, holding until a change, 204 on timeout, 409 must-refetch. The handler only runs when
- * there is something to send.
+ * The @Poll / @LongPoll transport over the hold core (FeedWatch): reads the cursor, wait and
+ * ETag, answers 304 / 204 / 409, and runs the handler only when there is something to send.
  */
 @Injectable()
 export class PollingInterceptor implements NestInterceptor {
   constructor(
     private readonly metadata: PollMetadataAccessor,
-    private readonly feeds: FeedChecker,
-    private readonly held: HeldRequests,
+    private readonly names: FeedNames,
+    private readonly checker: FeedChecker,
+    private readonly watches: FeedWatch,
     private readonly admission: PollAdmission,
     private readonly rate: ChangeRate,
     private readonly aggregator: ResponseAggregator,
-    @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
-    private readonly metrics: PollingMetrics,
+    @InjectPollingOptions() private readonly options: ResolvedOptions,
+    private readonly events: PollingEvents,
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const route = this.metadata.get(context.getHandler());
+    if (!route || context.getType() !== 'http') return next.handle();
     const req = context.switchToHttp().getRequest<PollRequest>();
-    // No metadata, or a batch poll already decided for this handler run: nothing to do here.
-    if (!route || context.getType() !== 'http' || req[POLL_CONTEXT_KEY]) return next.handle();
+    const member = req[BATCH_MEMBER];
+    if (member) {
+      // Run in-process by a batch poll, which already asked the core for this feed.
+      if (member.mode === 'probe') return of(undefined);
+      return this.run(context, member.context, req, next);
+    }
     const res = context.switchToHttp().getResponse<Response>();
-    this.metrics.trackPoll(req, res, route.feed, route.snapshot ? 'snapshot' : 'short');
-    return from(this.decide(route, req, res)).pipe(
-      switchMap((decision) => {
-        if (decision.kind === 'reply') return of(undefined);
-        req[POLL_CONTEXT_KEY] = decision.context;
-        const key = this.aggregator.enabled ? this.shareKey(context, decision.context, req) : null;
-        return key ? this.aggregator.run(key, () => next.handle()) : next.handle();
-      }),
+    const feed = this.names.feedOf(route, req);
+    const track = trackResponse(
+      this.events,
+      res,
+      tableFeed(feed),
+      route.snapshot ? 'snapshot' : 'short',
     );
+    return from(asHttp(res, () => this.decide(route, feed, req, res, track))).pipe(
+      switchMap((decision) =>
+        decision.kind === 'reply' ? of(undefined) : this.run(context, decision.context, req, next),
+      ),
+    );
+  }
+
+  private run(
+    context: ExecutionContext,
+    poll: PollContext,
+    req: PollRequest,
+    next: CallHandler,
+  ): Observable<unknown> {
+    req[POLL_CONTEXT_KEY] = poll;
+    const key = this.aggregator.enabled ? this.shareKey(context, poll, req) : null;
+    return key ? this.aggregator.run(key, () => next.handle()) : next.handle();
   }
 
   /** Requests with this key would run the handler identically: route, feed, cursors, query. */
@@ -77,20 +99,18 @@ export class PollingInterceptor implements NestInterceptor {
     );
   }
 
-  private async decide(route: PollRouteMetadata, req: Request, res: Response): Promise<Decision> {
-    const feed = this.feeds.feedOf(route, req);
+  private async decide(
+    route: PollRouteMetadata,
+    feed: string,
+    req: Request,
+    res: Response,
+    track: ResponseTrack,
+  ): Promise<Decision> {
     if (route.snapshot) {
       res.setHeader('Cache-Control', 'private, no-cache');
-      const cursor = await this.feeds.head(feed, res); // before the handler's page query
+      const cursor = await this.checker.head(feed); // before the handler's page query
       res.setHeader('Poll-Cursor', cursor);
-      return handle({
-        feed,
-        since: null,
-        cursor,
-        changedIds: [],
-        complete: true,
-        reason: 'immediate',
-      });
+      return handle(headContext(feed, cursor));
     }
     const since = this.readCursor(req);
     const http = this.options.http;
@@ -103,90 +123,75 @@ export class PollingInterceptor implements NestInterceptor {
     if (wait.fromPrefer) res.setHeader('Preference-Applied', `wait=${waitMs / 1000}`);
     const clientKey = this.admission.clientKey(req);
     const holds = waitMs > 0 && since !== null;
-    this.admission.admit(clientKey, holds, res, req);
+    // Admission, then (when held) registration before the first index read.
+    const watch = this.watches.open({ clientKey, feeds: [feed], holds, label: tableFeed(feed) });
+    track.watch = watch;
+    if (holds) track.kind = 'long';
     res.setHeader('Cache-Control', 'private, no-cache');
     res.setHeader('Poll-Interval', String(this.rate.hintSeconds(feed)));
 
     if (since === null) {
-      const cursor = await this.feeds.head(feed, res);
+      watch.release();
+      const cursor = await watch.head(feed);
       setCursor(res, cursor, 'immediate');
-      return handle({
-        feed,
-        since: null,
-        cursor,
-        changedIds: [],
-        complete: true,
-        reason: 'immediate',
-      });
+      return handle(headContext(feed, cursor));
     }
     if (!holds && req.headers['if-none-match'] !== undefined) {
       // The cheap 304 path: one index read, no Postgres, no handler.
-      setCursor(res, await this.feeds.head(feed, res), 'immediate');
+      setCursor(res, await watch.head(feed), 'immediate');
       if (matchesEtag(req.headers['if-none-match'], res.getHeader('ETag'))) {
         res.status(304);
         return { kind: 'reply' };
       }
     }
-    // Lost-wakeup rule: register as a waiter before looking at the index.
-    const held = holds ? this.held.register([feed], clientKey) : null;
-    if (held) this.metrics.markHeld(res);
-    try {
-      return await this.pollFeed(route, feed, since, held, waitMs, req, res);
-    } finally {
-      held?.release();
+    let last: FeedCheck | null = null;
+    const outcome = await watch.until(
+      async (reason) => {
+        const check = (last = await watch.check(feed, since));
+        if (check.kind === 'refetch') {
+          setCursor(res, check.cursor, reason === 'change' ? 'reset' : 'immediate');
+          throw mustRefetch(check.cursor, check.reason);
+        }
+        if (check.kind === 'none') return null;
+        setCursor(res, check.cursor, reason);
+        return handle({
+          feed,
+          since: this.checker.encode(since),
+          cursor: check.cursor,
+          changedIds: check.changedIds,
+          complete: check.complete,
+          reason,
+        });
+      },
+      waitMs,
+      responseClosed(res),
+      route.authorize && (() => route.authorize!(req)),
+    );
+    if (outcome.kind === 'found') return outcome.value;
+    if (outcome.kind === 'closed') return { kind: 'reply' };
+    if (!holds) {
+      // A short poll without changes: the handler answers for no changes.
+      setCursor(res, last!.cursor, 'immediate');
+      return handle({
+        feed,
+        since: this.checker.encode(since),
+        cursor: last!.cursor,
+        changedIds: [],
+        complete: true,
+        reason: 'immediate',
+      });
     }
+    setCursor(res, last!.cursor, outcome.wake);
+    res.status(204);
+    return { kind: 'reply' };
   }
 
   private readCursor(req: Request): FeedCursor | null {
     const text = readSince(req);
     if (text === null) return null;
-    const cursor = this.feeds.decode(text);
+    const cursor = this.checker.decode(text);
     if (!cursor) throw new BadRequestException('since is not a cursor issued by this feed');
     return cursor;
-  }
-
-  private async pollFeed(
-    route: PollRouteMetadata,
-    feed: string,
-    since: FeedCursor,
-    held: HeldRequest | null,
-    waitMs: number,
-    req: Request,
-    res: Response,
-  ): Promise<Decision> {
-    const deadline = Date.now() + waitMs;
-    let reason: PollReason = 'immediate';
-    for (;;) {
-      const check = await this.feeds.check(feed, since, res);
-      if (check.kind === 'refetch') {
-        setCursor(res, check.cursor, reason === 'change' ? 'reset' : 'immediate');
-        throw mustRefetch(check.cursor, check.reason);
-      }
-      if (check.kind === 'changes' || held === null) {
-        setCursor(res, check.cursor, reason);
-        const changes = check.kind === 'changes' ? check : { changedIds: [], complete: true };
-        return handle({
-          feed,
-          since: this.feeds.encode(since),
-          cursor: check.cursor,
-          changedIds: changes.changedIds,
-          complete: changes.complete,
-          reason,
-        });
-      }
-      const wake = await held.wait(deadline - Date.now(), res);
-      this.metrics.wake(res, wake, held.committedAt);
-      if (wake === 'closed') return { kind: 'reply' };
-      if (wake === 'timeout' || wake === 'shutdown') {
-        setCursor(res, check.cursor, wake);
-        res.status(204);
-        return { kind: 'reply' };
-      }
-      reason = 'change'; // a change or a reset: look again (a reset ends in 409 above)
-      if (route.authorize && !(await route.authorize(req))) {
-        throw new ForbiddenException('no longer allowed to follow this feed');
-      }
-    }
   }
 }
 
@@ -202,6 +207,11 @@ function matchesEtag(ifNoneMatch: string | undefined, etag: unknown): boolean {
 
 function handle(context: PollContext): Decision {
   return { kind: 'handle', context };
+}
+
+/** A request without a cursor starts at the head: no changes, the head as its next cursor. */
+export function headContext(feed: string, cursor: string): PollContext {
+  return { feed, since: null, cursor, changedIds: [], complete: true, reason: 'immediate' };
 }
 
 export function setCursor(res: Response, cursor: string, wake: string): void {

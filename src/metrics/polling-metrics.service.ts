@@ -1,34 +1,23 @@
-import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import { Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import type * as PromClient from 'prom-client';
-import type { Subscription } from 'rxjs';
+import { Subscription } from 'rxjs';
 import { ResponseAggregator } from '../aggregation/response-aggregator.service';
 import { ChangeBus } from '../change-bus/change-bus.service';
 import { ChangeReader } from '../change-capture/change-reader.service';
-import { InternalDispatch } from '../http-polling/batch/internal-dispatch.service';
-import { HeldRequests, type WakeReason } from '../http-polling/held-requests.service';
+import { HeldRequests } from '../http-polling/held-requests.service';
+import { tableFeed } from '../http-polling/watch-http';
+import {
+  PollingEvents,
+  type PollingEvent,
+  type PollKind,
+} from '../http-polling/watch/polling-events.service';
+import type { RejectReason } from '../http-polling/watch/watch.errors';
 import { loadOptionalPeer } from '../optional-peer';
 import type { MetricsRegistry } from '../polling-options.interface';
-import { POLLING_RESOLVED_OPTIONS } from '../polling.tokens';
+import { InjectPollingOptions } from '../polling.tokens';
 import { PollingConfigError, type ResolvedOptions } from '../resolve-options';
 
-/** How a poll was asked: `wait=0`/`@Poll` (short), held (long), a list page, or a batch poll. */
-export type PollKind = 'short' | 'long' | 'snapshot' | 'batch';
-
-/** Why a request was refused before it could poll or be held. */
-export type RejectReason =
-  /** 429: the client already holds `http.maxHeldPerClient` requests. */
-  | 'client_held_limit'
-  /** 429: sooner than `http.minPollIntervalMs` after the client's previous poll. */
-  | 'poll_interval'
-  /** 503: the process already holds `http.maxHeld` requests. */
-  | 'held_limit'
-  /** 503: the app is shutting down. */
-  | 'shutting_down'
-  /** 503: the change index (Redis) did not answer. */
-  | 'index_unavailable'
-  /** 400: a malformed cursor, wait, partition or batch body. */
-  | 'bad_request';
+export type { PollKind, RejectReason };
 
 const REJECT_STATUS: Record<RejectReason, number> = {
   client_held_limit: 429,
@@ -38,16 +27,6 @@ const REJECT_STATUS: Record<RejectReason, number> = {
   index_unavailable: 503,
   bad_request: 400,
 };
-
-/** The label for a batch poll, whose held request waits on several feeds. */
-const BATCH_FEED = '(batch)';
-
-interface PollTrack {
-  feed: string;
-  kind: PollKind;
-  /** When the change that woke this request committed (epoch ms), for the delay histogram. */
-  committedAt?: number;
-}
 
 interface Instruments {
   registry: MetricsRegistry;
@@ -60,23 +39,23 @@ interface Instruments {
 
 /**
  * The module's Prometheus metrics (prom-client, an optional peer loaded only when
- * `metrics.enabled`). When metrics are off every method returns at once and nothing is loaded.
- * Figures that already exist elsewhere (held requests, reader lag, aggregator runs) are read at
- * scrape time, so the hot paths pay nothing for them.
+ * `metrics.enabled`). They observe: counters follow the events the hold core and its transports
+ * emit (PollingEvents), and figures that already exist elsewhere (held requests, reader lag,
+ * aggregator runs) are read at scrape time. When metrics are off nothing subscribes, so the hot
+ * paths build no events.
  */
 @Injectable()
-export class PollingMetrics implements OnModuleInit, OnModuleDestroy {
+export class PollingMetrics implements OnModuleInit, OnApplicationShutdown {
   private readonly m: Instruments | null;
-  private readonly tracks = new WeakMap<object, PollTrack>();
   private subscription: Subscription | null = null;
 
   constructor(
-    @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    @InjectPollingOptions() private readonly options: ResolvedOptions,
     private readonly held: HeldRequests,
     private readonly reader: ChangeReader,
     private readonly aggregator: ResponseAggregator,
     private readonly bus: ChangeBus,
-    private readonly internal: InternalDispatch,
+    private readonly events: PollingEvents,
   ) {
     this.m = options.metrics.enabled ? this.create() : null;
   }
@@ -99,60 +78,33 @@ export class PollingMetrics implements OnModuleInit, OnModuleDestroy {
   onModuleInit(): void {
     const m = this.m;
     if (!m) return;
-    this.subscription = this.bus.notices$.subscribe((notice) => {
-      if (notice.kind === 'wake-all' && notice.reason === 'generation') m.generations.inc();
-    });
+    this.subscription = new Subscription();
+    this.subscription.add(
+      this.bus.notices$.subscribe((notice) => {
+        if (notice.kind === 'wake-all' && notice.reason === 'generation') m.generations.inc();
+      }),
+    );
+    this.subscription.add(this.events.events$.subscribe((event) => this.observe(m, event)));
   }
 
-  onModuleDestroy(): void {
+  /** Late, not at module destroy: shutdown answers held requests after that, and they count. */
+  onApplicationShutdown(): void {
     this.subscription?.unsubscribe();
   }
 
-  /**
-   * Starts following one poll request: its final status is counted when the response finishes.
-   * A batch poll's per-feed requests (loopback) are not counted; the batch itself is.
-   */
-  trackPoll(req: Request, res: Response, feed: string, kind: PollKind): void {
-    const m = this.m;
-    if (!m || this.internal.isInternal(req)) return;
-    const track: PollTrack = { feed: feed === BATCH_FEED ? feed : tableFeed(feed), kind };
-    this.tracks.set(res, track);
-    res.once('finish', () => this.finished(m, res, track));
-  }
-
-  /** Follows a batch poll request (`@BatchPoll`), counted under the feed label `(batch)`. */
-  trackBatch(req: Request, res: Response): void {
-    this.trackPoll(req, res, BATCH_FEED, 'batch');
-  }
-
-  /** The request turned out to be held (a long poll with a cursor). */
-  markHeld(res: Response): void {
-    const track = this.tracks.get(res);
-    if (track && track.kind === 'short') track.kind = 'long';
-  }
-
-  /** A held request stopped waiting; `committedAt` is the waking change's commit time. */
-  wake(res: Response, reason: WakeReason, committedAt?: number): void {
-    const m = this.m;
-    const track = m ? this.tracks.get(res) : undefined;
-    if (!m || !track) return;
-    m.wakeups.inc({ feed: track.feed, reason });
-    if (reason === 'change' && committedAt !== undefined && track.committedAt === undefined) {
-      track.committedAt = committedAt;
-    }
-  }
-
-  rejected(reason: RejectReason): void {
-    this.m?.rejected.inc({ reason, status: String(REJECT_STATUS[reason]) });
-  }
-
-  private finished(m: Instruments, res: Response, track: PollTrack): void {
-    const status = res.statusCode;
-    m.responses.inc({ feed: track.feed, kind: track.kind, status: String(status) });
-    if (status === 400) this.rejected('bad_request');
-    // Set only when a change woke the request: a 200 then delivered that change.
-    if (status === 200 && track.committedAt !== undefined) {
-      m.delay.observe(Math.max(0, Date.now() - track.committedAt) / 1000);
+  private observe(m: Instruments, event: PollingEvent): void {
+    if (event.type === 'rejected') {
+      m.rejected.inc({ reason: event.reason, status: String(REJECT_STATUS[event.reason]) });
+    } else if (event.type === 'wake') {
+      m.wakeups.inc({ feed: event.feed, reason: event.reason });
+    } else {
+      const { feed, kind, status, committedAt } = event;
+      m.responses.inc({ feed, kind, status: String(status) });
+      if (status === 400) m.rejected.inc({ reason: 'bad_request', status: '400' });
+      // Set only when a change woke the request: a 200 then delivered that change.
+      if (status === 200 && committedAt !== undefined) {
+        m.delay.observe(Math.max(0, Date.now() - committedAt) / 1000);
+      }
     }
   }
 
@@ -285,10 +237,4 @@ export class PollingMetrics implements OnModuleInit, OnModuleDestroy {
       }),
     };
   }
-}
-
-/** `messages:general` → `messages`: labels stay bounded by the configured tables. */
-function tableFeed(feed: string): string {
-  const colon = feed.indexOf(':');
-  return colon < 0 ? feed : feed.slice(0, colon);
 }

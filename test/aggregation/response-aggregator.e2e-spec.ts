@@ -1,6 +1,8 @@
 import { Agent } from 'node:http';
 import { Client } from 'pg';
-import { HeldRequests, ResponseAggregator, type PollingModuleOptions } from '../../src';
+import { type PollingModuleOptions } from '../../src';
+import { HeldRequests } from '../../src/http-polling/held-requests.service';
+import { ResponseAggregator } from '../../src/aggregation/response-aggregator.service';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { createItemsTable } from '../support/polling-app';
 import { send, type Reply } from '../support/http-get';
@@ -38,6 +40,8 @@ describe('response aggregator', () => {
   ) {
     const items = await startItemsApp(db.url, {
       http: { maxHeldPerClient: 10_000 },
+      // The app names its callers' scope: here, their bearer token.
+      aggregator: { scope: (req) => req.headers.authorization || null },
       ...options,
     });
     try {
@@ -57,7 +61,8 @@ describe('response aggregator', () => {
   async function wakeMany(
     items: ItemsApp,
     run: number,
-    callers: string[],
+    /** A bearer token, or the request headers of one caller. */
+    callers: (string | Record<string, string>)[],
     count: number,
     beforeCommit: () => void = () => undefined,
   ) {
@@ -68,7 +73,8 @@ describe('response aggregator', () => {
     for (const caller of callers) {
       for (let i = 0; i < count; i++) {
         const url = `${items.url}/probe/${run}/changes?since=${since}&wait=20`;
-        replies.push(send(url, agent, { authorization: caller }).reply);
+        const headers = typeof caller === 'string' ? { authorization: caller } : caller;
+        replies.push(send(url, agent, headers).reply);
       }
     }
     await waitFor(() => held.size === before + callers.length * count, {
@@ -123,10 +129,21 @@ describe('response aggregator', () => {
     });
   });
 
-  it('shares nothing between anonymous callers (no credentials, no scope function)', async () => {
+  it('shares nothing between anonymous callers (no credentials)', async () => {
     await withApp({}, async (items) => {
       const result = await wakeMany(items, 4, [''], 20);
       expect(result.runs).toBe(20);
+    });
+  });
+
+  it('without a scope function shares nothing, even behind a gateway with one shared token', async () => {
+    await withApp({ aggregator: {} }, async (items) => {
+      const gateway = (user: string) => ({ authorization: 'Bearer gateway-token', 'x-user': user });
+      const result = await wakeMany(items, 7, [gateway('alice'), gateway('bob')], 10);
+      const madeFor = result.answers.map((a) => (JSON.parse(a.body) as ProbeBody).madeFor);
+      expect(madeFor).toEqual([...Array(10).fill('alice'), ...Array(10).fill('bob')]);
+      expect(result.runs).toBe(20);
+      expect(items.app.get(ResponseAggregator).joined).toBe(0);
     });
   });
 

@@ -1,5 +1,6 @@
 import Redis from 'ioredis';
-import { ChangeBus, type ChangeNotice } from '../../src';
+import { ChangeBus } from '../../src/change-bus/change-bus.service';
+import type { ChangeNotice } from '../../src/change-bus/change-notice.interface';
 import { RedisBusRelay } from '../../src/change-bus/redis-bus-relay';
 import { redisUrl, uniquePrefix } from '../support/redis-test';
 import { waitFor } from '../support/wait-for';

@@ -1,6 +1,6 @@
 import Redis from 'ioredis';
 import { Client } from 'pg';
-import type { ChangeNotice } from '../../src';
+import type { ChangeNotice } from '../../src/change-bus/change-notice.interface';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { OwnedRedisServer } from '../support/redis-server';
 import { waitFor } from '../support/wait-for';

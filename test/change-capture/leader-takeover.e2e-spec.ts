@@ -1,7 +1,7 @@
 import Redis from 'ioredis';
 import { Client } from 'pg';
 import { filter, firstValueFrom } from 'rxjs';
-import type { ChangeNotice } from '../../src';
+import type { ChangeNotice } from '../../src/change-bus/change-notice.interface';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { deleteKeys, redisUrl, uniquePrefix } from '../support/redis-test';
 import { waitFor } from '../support/wait-for';

@@ -1,4 +1,4 @@
-import { HeldRequests } from '../../src';
+import { HeldRequests } from '../../src/http-polling/held-requests.service';
 import { followFeed, followFeeds, PollHttpError } from '../../src/client';
 import { startExampleOnFreshDatabase, type RunningExample } from '../support/example-app';
 import { waitFor } from '../support/wait-for';

@@ -1,7 +1,8 @@
 import { Agent, get, type ClientRequest } from 'node:http';
 import type { Server } from 'node:net';
 import { Client } from 'pg';
-import { ChangeBus, HeldRequests } from '../../src';
+import { ChangeBus } from '../../src/change-bus/change-bus.service';
+import { HeldRequests } from '../../src/http-polling/held-requests.service';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { createItemsTable } from '../support/polling-app';
 import { waitFor } from '../support/wait-for';

@@ -1,6 +1,6 @@
 import { Agent } from 'node:http';
 import { Client } from 'pg';
-import { HeldRequests } from '../../src';
+import { HeldRequests } from '../../src/http-polling/held-requests.service';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { createItemsTable } from '../support/polling-app';
 import { send } from '../support/http-get';

@@ -1,4 +1,5 @@
-import { HeldRequests, type PollingModuleOptions } from '../../src';
+import { type PollingModuleOptions } from '../../src';
+import { HeldRequests } from '../../src/http-polling/held-requests.service';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { createItemsTable } from '../support/polling-app';
 import { waitFor } from '../support/wait-for';

@@ -1,7 +1,8 @@
 import { Controller, Get, Module, Sse } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Client } from 'pg';
-import { HeldRequests, LiveStream, PollingModule, type LiveStreamOptions } from '../../src';
+import { LiveStream, PollingModule, type LiveStreamOptions } from '../../src';
+import { HeldRequests } from '../../src/http-polling/held-requests.service';
 import { FeedCursorCodec } from '../../src/http-polling/feed-cursor';
 import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
 import { revokedUsers } from '../fixtures/items-feed.controller';
@@ -109,7 +110,11 @@ describe('@LiveStream (Server-Sent Events) over HTTP', () => {
     const b = await insert(3, 'b');
     const c = await insert(3, 'c');
     await writer.query('DELETE FROM items WHERE id = $1', [a]);
-    await new Promise((r) => setTimeout(r, 100));
+    // Indexed before the client comes back (a fixed pause was too short on a loaded machine).
+    await waitFor(async () => {
+      const res = await fetch(`${items.url}/runs/3/changes?since=${seen.id}&wait=0`);
+      return ((await res.json()) as ChangesBody).changes.length === 3;
+    });
 
     const again = await open('/runs/3/stream', { 'Last-Event-ID': seen.id! });
     const resumed = await again.event(1);

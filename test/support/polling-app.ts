@@ -1,14 +1,9 @@
 import { Module, type INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { Client } from 'pg';
-import {
-  CHANGE_INDEX,
-  ChangeBus,
-  ChangeReader,
-  PollingModule,
-  type ChangeIndex,
-  type PollingModuleOptions,
-} from '../../src';
+import { ChangeReader, PollingModule, type PollingModuleOptions } from '../../src';
+import { CHANGE_INDEX, type ChangeIndex } from '../../src/change-index/change-index.interface';
+import { ChangeBus } from '../../src/change-bus/change-bus.service';
 import type { TestDatabase } from './test-database';
 
 export interface PollingApp {

@@ -1,14 +1,7 @@
-/** Schema and channel names are baked into generated SQL, so they are checked, never taken raw. */
-const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+import { assertSchemaName } from '../../sql-identifier';
 
-export function assertSchemaName(schema: string): string {
-  if (!IDENTIFIER.test(schema)) {
-    throw new Error(
-      `nestjs-polling: schema name "${schema}" is invalid; use lower-case letters, digits and _`,
-    );
-  }
-  return schema;
-}
+// Checked where the options are resolved too, which must not depend on change capture.
+export { assertSchemaName };
 
 /** The NOTIFY channel that wakes the change reader of one schema's change log. */
 export function wakeChannel(schema: string): string {

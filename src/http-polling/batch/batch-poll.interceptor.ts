@@ -2,33 +2,46 @@ import {
   BadRequestException,
   CallHandler,
   ExecutionContext,
+  ForbiddenException,
   HttpException,
-  Inject,
   Injectable,
+  Logger,
   NestInterceptor,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request, Response } from 'express';
 import { from, Observable } from 'rxjs';
-import { PollingMetrics } from '../../metrics/polling-metrics.service';
-import { POLLING_RESOLVED_OPTIONS } from '../../polling.tokens';
+import { InjectPollingOptions } from '../../polling.tokens';
 import type { ResolvedOptions } from '../../resolve-options';
-import { FeedChecker } from '../feed-checker.service';
-import { HeldRequests } from '../held-requests.service';
+import type { FeedCursor } from '../feed-cursor';
+import { FeedNames } from '../feed-names.service';
 import { PollAdmission } from '../poll-admission.service';
-import { PollRoutesExplorer } from '../poll-routes.explorer';
+import type { PollRoute } from '../poll-routes.explorer';
 import { holdMs } from '../poll-request.parser';
+import type { PollReason } from '../poll-route-options.interface';
+import { headContext, mustRefetch } from '../polling.interceptor';
+import { responseClosed } from '../response-closed';
+import { FeedChecker } from '../watch/feed-checker.service';
+import { FeedWatch } from '../watch/feed-watch.service';
+import { PollingEvents } from '../watch/polling-events.service';
+import type { Watch } from '../watch/watch';
+import { asHttp, trackResponse } from '../watch-http';
 import { BATCH_POLL_METADATA, type BatchPollOptions } from './batch-poll.decorator';
+import type { BatchMember } from './batch-member';
 import { parseBatchRequest } from './batch-request.parser';
-import { InternalDispatch, type DispatchedResponse } from './internal-dispatch.service';
-import { PollRouteTable } from './poll-route-table';
+import { CapturedResponse, feedRequest } from './feed-request';
+import { FeedRoutes } from './feed-routes.service';
 
 interface BatchFeed {
-  /** The route path the client names, e.g. `/channels/general/changes`. */
+  /** The key the client named, e.g. `/api/channels/general/changes`. */
   key: string;
+  path: string;
+  query: string;
+  route: PollRoute;
+  params: Record<string, string>;
   /** The full feed name, e.g. `messages:general`. */
   feed: string;
-  since: string | null;
+  since: FeedCursor | null;
 }
 
 /** One feed's part of a batch answer: what its own GET would have answered. */
@@ -39,25 +52,27 @@ export interface BatchFeedAnswer {
 }
 
 const DEFAULT_MAX_FEEDS = 50;
+const BATCH_LABEL = '(batch)';
 
 /**
- * Holds one request for several feeds and answers with only the feeds that changed. Each feed is
- * asked through its own route (InternalDispatch), with `wait=0` and `If-None-Match` = the client's
- * cursor: an unchanged feed answers 304 without running its handler.
+ * The batch poll transport: one held request (FeedWatch) for several feeds, answered with only
+ * the feeds that changed. Each feed is served by its own @Poll/@LongPoll route, run in-process
+ * (its guards, interceptors, pipes, filters and handler, with the batch's request as that route's
+ * GET): no request goes over the network. A feed that did not change runs no handler.
  */
 @Injectable()
 export class BatchPollInterceptor implements NestInterceptor {
-  private table: PollRouteTable | null = null;
+  private readonly logger = new Logger('BatchPoll');
 
   constructor(
     private readonly reflector: Reflector,
-    private readonly explorer: PollRoutesExplorer,
-    private readonly feeds: FeedChecker,
-    private readonly held: HeldRequests,
+    private readonly routes: FeedRoutes,
+    private readonly names: FeedNames,
+    private readonly checker: FeedChecker,
+    private readonly watches: FeedWatch,
     private readonly admission: PollAdmission,
-    private readonly dispatch: InternalDispatch,
-    @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
-    private readonly metrics: PollingMetrics,
+    @InjectPollingOptions() private readonly options: ResolvedOptions,
+    private readonly events: PollingEvents,
   ) {}
 
   intercept(context: ExecutionContext, _next: CallHandler): Observable<unknown> {
@@ -65,96 +80,152 @@ export class BatchPollInterceptor implements NestInterceptor {
     const options = this.reflector.get<BatchPollOptions>(BATCH_POLL_METADATA, handler) ?? {};
     const req = context.switchToHttp().getRequest<Request>();
     const res = context.switchToHttp().getResponse<Response>();
-    this.metrics.trackBatch(req, res);
-    return from(this.answer(options, req, res));
+    return from(asHttp(res, () => this.answer(options, req, res)));
   }
 
   private async answer(options: BatchPollOptions, req: Request, res: Response): Promise<unknown> {
+    const track = trackResponse(this.events, res, BATCH_LABEL, 'batch');
     const http = this.options.http;
     const request = parseBatchRequest(req.body, options.maxFeeds ?? DEFAULT_MAX_FEEDS);
-    const feeds = request.entries.map(({ key, since }) => this.resolve(key, since));
+    const feeds = request.entries.map(({ key, since }) => this.resolve(key, since, req));
     const waitMs = holdMs(
       { seconds: request.waitS, fromPrefer: false },
       options.defaultWaitS ?? http.defaultWaitS,
       options.maxWaitS ?? http.maxWaitS,
     );
-    const clientKey = this.admission.clientKey(req);
     const holds = waitMs > 0 && feeds.every((f) => f.since !== null);
-    this.admission.admit(clientKey, holds, res);
+    const watch = this.watches.open({
+      clientKey: this.admission.clientKey(req),
+      feeds: feeds.map((f) => f.feed),
+      holds,
+      label: BATCH_LABEL,
+    });
+    track.watch = watch;
     res.setHeader('Cache-Control', 'private, no-cache');
-
-    // Lost-wakeup rule: wait on every feed before the first look.
-    const held = holds
-      ? this.held.register(
-          feeds.map((f) => f.feed),
-          clientKey,
-        )
-      : null;
-    if (held) this.metrics.markHeld(res);
-    try {
-      const deadline = Date.now() + waitMs;
-      for (let round = 0; ; round++) {
-        const answers = await this.collect(feeds, req, round === 0);
-        if (Object.keys(answers).length > 0) {
-          res.status(200);
-          return { feeds: answers };
-        }
-        const wake = held ? await held.wait(deadline - Date.now(), res) : 'timeout';
-        if (held) this.metrics.wake(res, wake, held.committedAt);
-        if (wake === 'closed') return undefined;
-        if (wake === 'timeout' || wake === 'shutdown') {
-          res.setHeader('Poll-Wake', wake);
-          res.status(204);
-          return undefined;
-        }
-      }
-    } finally {
-      held?.release();
+    const outcome = await watch.until(
+      (reason) => this.round(feeds, req, watch, reason),
+      waitMs,
+      responseClosed(res),
+    );
+    if (outcome.kind === 'found') {
+      res.status(200);
+      return { feeds: outcome.value };
     }
+    if (outcome.kind === 'idle') {
+      res.setHeader('Poll-Wake', outcome.wake);
+      res.status(204);
+    }
+    return undefined;
   }
 
-  private resolve(key: string, since: string | null): BatchFeed {
-    this.table ??= new PollRouteTable(this.explorer.routes);
-    const match = this.table.match(key);
+  private resolve(key: string, since: string | null, req: Request): BatchFeed {
+    const question = key.indexOf('?');
+    const path = question < 0 ? key : key.slice(0, question);
+    const query = question < 0 ? '' : key.slice(question + 1);
+    const match = this.routes.match(path);
     if (!match) throw new BadRequestException(`unknown feed "${key.slice(0, 60)}"`);
-    if (since !== null && !this.feeds.decode(since)) {
+    const cursor = since === null ? null : this.checker.decode(since);
+    if (since !== null && !cursor) {
       throw new BadRequestException(
         `the cursor for "${key.slice(0, 60)}" was not issued by this feed`,
       );
     }
-    const feed = this.feeds.feedOf(match.route.metadata, {
-      params: match.params,
-    } as unknown as Request);
-    return { key, feed, since };
+    // A function partition reads this feed's GET (its params, the client's headers).
+    const probe = feedRequest(req, path, query, match.params, { mode: 'probe' }, req.res!);
+    const feed = this.names.feedOf(match.route.metadata, probe);
+    return { key, path, query, route: match.route, params: match.params, feed, since: cursor };
   }
 
   /**
-   * Asks every feed's route. In the first round an error a route answers (401, 403, 400, ...)
-   * fails the whole batch before anything is held; after a wake-up it is that feed's answer.
+   * One look at every feed. In the first round every feed's route runs (its guards at least), and
+   * an error a route answers (401, 403, 400, ...) fails the whole batch before anything is held;
+   * after a wake-up only changed feeds run, and an error is that feed's answer.
    */
-  private async collect(feeds: BatchFeed[], req: Request, firstRound: boolean) {
-    const answers: Record<string, BatchFeedAnswer> = {};
-    const responses = await Promise.all(feeds.map((f) => this.ask(f, req)));
+  private async round(
+    feeds: BatchFeed[],
+    req: Request,
+    watch: Watch,
+    reason: PollReason,
+  ): Promise<Record<string, BatchFeedAnswer> | null> {
+    const answers = await Promise.all(feeds.map((f) => this.look(f, req, watch, reason)));
+    const changed: Record<string, BatchFeedAnswer> = {};
     feeds.forEach((f, i) => {
-      const response = responses[i];
-      if (response.status === 304 || response.status === 204) return;
-      if (firstRound && response.status >= 400 && response.status !== 409) {
-        throw new HttpException(response.body ?? 'feed route refused the request', response.status);
-      }
-      const cursor = response.headers['poll-cursor'];
-      answers[f.key] = {
-        status: response.status,
-        ...(typeof cursor === 'string' ? { cursor } : {}),
-        body: response.body,
-      };
+      const answer = answers[i];
+      if (answer) changed[f.key] = answer;
     });
-    return answers;
+    return Object.keys(changed).length > 0 ? changed : null;
   }
 
-  private ask(f: BatchFeed, req: Request): Promise<DispatchedResponse> {
-    if (f.since === null) return this.dispatch.get(f.key, {}, req, {});
-    return this.dispatch.get(f.key, { since: f.since, wait: '0' }, req, {
-      'if-none-match': `"${f.since}"`,
-    });
+  private async look(
+    f: BatchFeed,
+    req: Request,
+    watch: Watch,
+    reason: PollReason,
+  ): Promise<BatchFeedAnswer | null> {
+    const first = reason === 'immediate';
+    if (f.since === null) {
+      const cursor = await watch.head(f.feed);
+      return this.runRoute(f, req, { mode: 'handle', context: headContext(f.feed, cursor) }, first);
+    }
+    const check = await watch.check(f.feed, f.since);
+    if (check.kind !== 'changes') {
+      if (first) await this.runRoute(f, req, { mode: 'probe' }, first);
+      if (check.kind === 'none') return null;
+      const refetch = mustRefetch(check.cursor, check.reason);
+      return { status: 409, cursor: check.cursor, body: refetch.getResponse() };
+    }
+    const context = {
+      feed: f.feed,
+      since: this.checker.encode(f.since),
+      cursor: check.cursor,
+      changedIds: check.changedIds,
+      complete: check.complete,
+      reason,
+    };
+    return this.runRoute(f, req, { mode: 'handle', context }, first);
+  }
+
+  /** Runs the feed's route in-process; null for a probe that passed. */
+  private async runRoute(
+    f: BatchFeed,
+    req: Request,
+    member: BatchMember,
+    first: boolean,
+  ): Promise<BatchFeedAnswer | null> {
+    const captured = new CapturedResponse();
+    const res = captured as unknown as Response;
+    const feedReq = feedRequest(req, f.path, f.query, f.params, member, res);
+    let answer: BatchFeedAnswer;
+    try {
+      const authorize = f.route.metadata.authorize;
+      // Re-checked on every wake, as for a single held poll.
+      if (!first && authorize && !(await authorize(feedReq))) {
+        throw new ForbiddenException('no longer allowed to follow this feed');
+      }
+      const value = await this.routes.pipeline(f.route)(feedReq, res);
+      answer = captured.written
+        ? { status: captured.statusCode, body: captured.body }
+        : { status: 200, body: value };
+    } catch (error) {
+      answer = this.errorAnswer(error);
+    }
+    if (first && answer.status >= 400 && answer.status !== 409) {
+      throw new HttpException(answer.body ?? 'feed route refused the request', answer.status);
+    }
+    if (member.mode === 'probe') return null;
+    if (answer.status >= 400) return answer;
+    return { status: answer.status, cursor: member.context.cursor, body: answer.body };
+  }
+
+  private errorAnswer(error: unknown): BatchFeedAnswer {
+    if (error instanceof HttpException) {
+      const body = error.getResponse();
+      return {
+        status: error.getStatus(),
+        body: typeof body === 'string' ? { statusCode: error.getStatus(), message: body } : body,
+      };
+    }
+    this.logger.error(error);
+    return { status: 500, body: { statusCode: 500, message: 'Internal server error' } };
   }
 }

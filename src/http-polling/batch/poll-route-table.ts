@@ -11,25 +11,22 @@ interface Template {
 }
 
 /**
- * Matches a batch key (the path a client would GET, e.g. `/channels/general/changes`) to the
+ * Matches a batch key (the path a client would GET, e.g. `/api/channels/general/changes`) to the
  * @Poll/@LongPoll route that serves it. Plain segments and `:param` segments only.
  */
 export class PollRouteTable {
-  private readonly templates: Template[];
+  private readonly templates: Template[] = [];
 
-  constructor(routes: readonly PollRoute[]) {
-    // Snapshot (list) routes are pages, not feeds: a batch cannot name them.
-    this.templates = routes
-      .filter((route) => !route.metadata.snapshot)
-      .flatMap((route) =>
-        route.paths
-          .filter((path) => /^[A-Za-z0-9_\-./:]*$/.test(path))
-          .map((path) => ({ route, segments: path.split('/').filter(Boolean) })),
-      );
+  /** `paths`: every full path template of `route` a client may name. */
+  add(route: PollRoute, paths: readonly string[]): void {
+    for (const path of new Set(paths)) {
+      if (!/^[A-Za-z0-9_\-./:]*$/.test(path)) continue;
+      this.templates.push({ route, segments: path.split('/').filter(Boolean) });
+    }
   }
 
-  match(key: string): MatchedRoute | null {
-    const parts = key.split('/').filter(Boolean);
+  match(path: string): MatchedRoute | null {
+    const parts = path.split('/').filter(Boolean);
     for (const { route, segments } of this.templates) {
       if (segments.length !== parts.length) continue;
       const params: Record<string, string> = {};

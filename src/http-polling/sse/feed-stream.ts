@@ -1,13 +1,12 @@
 import { HttpException, type Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import type { FeedCheck, FeedChecker } from '../feed-checker.service';
 import type { FeedCursor } from '../feed-cursor';
 import type { PollContext, PollReason } from '../poll-route-options.interface';
+import { responseClosed } from '../response-closed';
+import type { FeedCheck, FeedChecker } from '../watch/feed-checker.service';
+import { toHttpError } from '../watch-http';
 import type { LiveStreamOptions, StreamStart } from './live-stream.metadata';
-
-/** What the stream hands to Nest's SSE writer (a subset of Nest's MessageEvent). */
-export type StreamEvent =
-  { id: string; type?: 'reset' | 'error'; data: string } | { comment: string };
+import type { StreamEvent } from './sse-writer';
 
 export interface FeedStreamSettings {
   start: StreamStart;
@@ -20,12 +19,6 @@ export interface FeedStreamSettings {
   emit(event: StreamEvent): void;
   logger: Logger;
 }
-
-/**
- * The response's headers are out once the stream runs: the feed checker must not set Retry-After
- * on it. Its errors become `error` events instead.
- */
-const HEADERS_SENT = { setHeader: () => undefined } as unknown as Response;
 
 /**
  * One SSE client following one feed. The waiter was registered before the first index read and
@@ -47,14 +40,14 @@ export class FeedStream {
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.s.start.held.wake('closed');
+    this.s.start.watch.close();
     this.endDrainWait?.();
-    this.s.start.held.release();
+    this.s.start.watch.release();
   }
 
   /** Resolves when the stream is over: the client left, shutdown, an error event was sent. */
   async run(): Promise<void> {
-    const { held } = this.s.start;
+    const { watch } = this.s.start;
     try {
       this.s.emit({ comment: 'connected' });
       let look: FeedCheck | { kind: 'head'; cursor: string } = this.s.start.first;
@@ -66,15 +59,11 @@ export class FeedStream {
         if (!more) {
           const wake = await this.quietWait();
           if (wake === 'end') return;
-          if (this.s.authorize && !(await this.s.authorize(this.s.req))) {
-            this.fail(403, 'no longer allowed to follow this feed');
-            return;
-          }
           reason = 'change';
         }
         await this.drained();
         if (this.stopped) return;
-        look = await this.s.feeds.check(this.s.start.feed, this.cursor!, HEADERS_SENT);
+        look = await watch.check(this.s.start.feed, this.cursor!);
       }
     } catch (error) {
       if (this.stopped) return;
@@ -82,7 +71,7 @@ export class FeedStream {
       if (statusCode >= 500) this.s.logger.error(error);
       this.fail(statusCode, message);
     } finally {
-      held.release();
+      watch.release();
     }
   }
 
@@ -144,8 +133,11 @@ export class FeedStream {
    * 'end' when the client left or the server shuts down (the stream then ends).
    */
   private async quietWait(): Promise<'change' | 'end'> {
+    const gone = responseClosed(this.s.res);
+    const authorize = this.s.authorize && (() => this.s.authorize!(this.s.req));
     for (;;) {
-      const wake = await this.s.start.held.wait(this.s.keepAliveMs, this.s.res);
+      // Re-authorizes on a change (AccessRevokedError: a 403 error event, then the end).
+      const wake = await this.s.start.watch.next(Date.now() + this.s.keepAliveMs, gone, authorize);
       if (this.stopped || wake === 'closed') return 'end';
       if (wake === 'shutdown') {
         this.s.emit({ comment: 'shutdown' });
@@ -177,7 +169,7 @@ export class FeedStream {
   private fail(statusCode: number, message: string): void {
     const id = this.cursorText();
     const data = JSON.stringify({ statusCode, message });
-    // Without an id Nest would number the event, and a client would resume from that number.
+    // An error event always names where the client stands, so it resumes from there.
     if (id !== null) this.s.emit({ id, type: 'error', data });
     else this.s.emit({ comment: `error ${statusCode}: ${message.replace(/[\r\n]/g, ' ')}` });
   }
@@ -185,6 +177,7 @@ export class FeedStream {
 
 /** An HttpException's status and message; anything else is a 500 whose details stay in the log. */
 export function errorPayload(error: unknown): { statusCode: number; message: string } {
+  error = toHttpError(error, null); // the core's refusals (403, 503) as HTTP errors
   if (error instanceof HttpException) {
     const body = error.getResponse();
     const message =

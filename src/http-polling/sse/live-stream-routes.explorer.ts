@@ -1,7 +1,7 @@
-import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import { Injectable, OnModuleInit } from '@nestjs/common';
 import { SSE_METADATA } from '@nestjs/common/constants';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
-import { POLLING_RESOLVED_OPTIONS } from '../../polling.tokens';
+import { InjectPollingOptions } from '../../polling.tokens';
 import { PollingConfigError, type ResolvedOptions } from '../../resolve-options';
 import { LIVE_STREAM_METADATA, type LiveStreamOptions } from './live-stream.metadata';
 
@@ -18,7 +18,7 @@ export class LiveStreamRoutesExplorer implements OnModuleInit {
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
     private readonly reflector: Reflector,
-    @Inject(POLLING_RESOLVED_OPTIONS) private readonly options: ResolvedOptions,
+    @InjectPollingOptions() private readonly options: ResolvedOptions,
   ) {}
 
   onModuleInit(): void {

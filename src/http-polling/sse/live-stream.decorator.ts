@@ -19,6 +19,14 @@ import { LIVE_STREAM_METADATA, type LiveStreamOptions } from './live-stream.meta
  *   Guards run before it, as on any route.
  * - Released when the client disconnects; ended (after a `: shutdown` comment) on shutdown.
  *
+ * What of the app runs: guards (global, controller, route) before the stream opens, and exception
+ * filters for the JSON refusals before it starts. The stream writes its events to the response
+ * itself: interceptors the app installs for every route (an envelope, a serializer) wrap an
+ * Observable that emits nothing and completes when the stream ends, so they can neither renumber
+ * nor rewrap events; `id:` is always the cursor and `data:` the handler's answer. Pipes and the
+ * handler run once per batch of changes, with interceptors declared on the route after
+ * @LiveStream around each run.
+ *
  * ```ts
  * @Sse('channels/:channel/stream')
  * @LiveStream({ feed: 'messages', partition: 'channel' })

@@ -7,11 +7,13 @@ import {
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Response } from 'express';
-import { FeedChecker } from '../feed-checker.service';
 import type { FeedCursor } from '../feed-cursor';
-import { HeldRequests } from '../held-requests.service';
+import { FeedNames } from '../feed-names.service';
 import { PollAdmission } from '../poll-admission.service';
 import { readSince } from '../poll-request.parser';
+import { FeedChecker } from '../watch/feed-checker.service';
+import { FeedWatch } from '../watch/feed-watch.service';
+import { asHttp } from '../watch-http';
 import {
   LIVE_STREAM_METADATA,
   STREAM_START,
@@ -32,8 +34,9 @@ import {
 export class LiveStreamGate implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
-    private readonly feeds: FeedChecker,
-    private readonly held: HeldRequests,
+    private readonly names: FeedNames,
+    private readonly checker: FeedChecker,
+    private readonly watches: FeedWatch,
     private readonly admission: PollAdmission,
   ) {}
 
@@ -45,28 +48,30 @@ export class LiveStreamGate implements CanActivate {
     if (!route || context.getType() !== 'http') return true;
     const req = context.switchToHttp().getRequest<StreamRequest>();
     const res = context.switchToHttp().getResponse<Response>();
-    const feed = this.feeds.feedOf({ ...route, hold: true }, req);
+    const feed = this.names.feedOf(route, req);
     const since = this.readCursor(req);
     const clientKey = this.admission.clientKey(req);
-    this.admission.admit(clientKey, true, res, req);
-    if (route.authorize && !(await route.authorize(req))) {
-      throw new ForbiddenException('not allowed to follow this feed');
-    }
-    // Lost-wakeup rule: a change between this line and the read below is latched, not lost.
-    const held = this.held.register([feed], clientKey);
-    // Released by the stream's end; this covers a request that never gets that far.
-    res.once('close', () => held.release());
-    try {
-      const first =
-        since === null
-          ? { kind: 'head' as const, cursor: await this.feeds.head(feed, res) }
-          : await this.feeds.check(feed, since, res);
-      req[STREAM_START] = { feed, held, since, first };
-    } catch (error) {
-      held.release();
-      throw error;
-    }
-    return true;
+    return asHttp(res, async () => {
+      // Admitted and registered at once (no await between): concurrent opens never exceed the
+      // held limits, and a change from here on is latched (lost-wakeup rule).
+      const watch = this.watches.open({ clientKey, feeds: [feed], holds: true, label: null });
+      // Released by the stream's end; this covers a request that never gets that far.
+      res.once('close', () => watch.release());
+      try {
+        if (route.authorize && !(await route.authorize(req))) {
+          throw new ForbiddenException('not allowed to follow this feed');
+        }
+        const first =
+          since === null
+            ? { kind: 'head' as const, cursor: await watch.head(feed) }
+            : await watch.check(feed, since);
+        req[STREAM_START] = { feed, watch, since, first };
+      } catch (error) {
+        watch.release();
+        throw error;
+      }
+      return true;
+    });
   }
 
   /** `Last-Event-ID` (an EventSource reconnecting) wins over `?since=`; bad → 400. */
@@ -75,7 +80,7 @@ export class LiveStreamGate implements CanActivate {
     const fromHeader = typeof header === 'string' && header.length > 0 ? header : null;
     const text = fromHeader ?? readSince(req);
     if (text === null) return null;
-    const cursor = this.feeds.decode(text);
+    const cursor = this.checker.decode(text);
     if (!cursor) {
       const source = fromHeader !== null ? 'Last-Event-ID' : 'since';
       throw new BadRequestException(`${source} is not a cursor issued by this feed`);

@@ -3,9 +3,9 @@ import { Reflector } from '@nestjs/core';
 import type { Request, Response } from 'express';
 import { lastValueFrom, Observable, throwError } from 'rxjs';
 import { ResponseAggregator } from '../../aggregation/response-aggregator.service';
-import { FeedChecker } from '../feed-checker.service';
 import type { PollContext } from '../poll-route-options.interface';
 import { POLL_CONTEXT_KEY } from '../poll.constants';
+import { FeedChecker } from '../watch/feed-checker.service';
 import {
   DEFAULT_KEEP_ALIVE_S,
   LIVE_STREAM_METADATA,
@@ -13,13 +13,15 @@ import {
   type LiveStreamOptions,
   type StreamRequest,
 } from './live-stream.metadata';
-import { FeedStream, type StreamEvent } from './feed-stream';
+import { FeedStream } from './feed-stream';
+import { formatEvent, headersOut } from './sse-writer';
 
 /**
- * Turns a @LiveStream handler into an SSE stream (see LiveStream): it returns an Observable of
- * events to Nest's @Sse machinery, which writes them and unsubscribes when the client leaves.
- * Per batch of changes it sets the PollContext and runs the handler (shared with identical
- * streams through the ResponseAggregator).
+ * The @LiveStream transport (see LiveStream). The stream writes its events to the response
+ * itself and hands Nest's @Sse machinery an Observable that emits nothing and completes when the
+ * stream ends: interceptors the app installs around every route (a response envelope, a
+ * serializer) cannot renumber or rewrap the events. Per batch of changes it runs the route's
+ * handler (its pipes and the handler, shared with identical streams through the aggregator).
  */
 @Injectable()
 export class LiveStreamInterceptor implements NestInterceptor {
@@ -46,7 +48,7 @@ export class LiveStreamInterceptor implements NestInterceptor {
       );
     }
     const routeName = `${context.getClass().name}.${context.getHandler().name}`;
-    return new Observable<StreamEvent>((subscriber) => {
+    return new Observable<never>((subscriber) => {
       const stream = new FeedStream({
         start,
         feeds: this.feeds,
@@ -55,13 +57,17 @@ export class LiveStreamInterceptor implements NestInterceptor {
         keepAliveMs: Math.round((route.keepAliveS ?? DEFAULT_KEEP_ALIVE_S) * 1000),
         authorize: route.authorize,
         runHandler: (poll) => this.runHandler(routeName, poll, req, next),
-        emit: (event) => subscriber.next(event),
+        emit: (event) => {
+          if (!res.destroyed && !res.writableEnded) res.write(formatEvent(event));
+        },
         logger: this.logger,
       });
-      stream.run().then(
-        () => subscriber.complete(),
-        (error: unknown) => subscriber.error(error),
-      );
+      headersOut(res)
+        .then(() => stream.run())
+        .then(
+          () => subscriber.complete(),
+          (error: unknown) => subscriber.error(error),
+        );
       return () => stream.stop();
     });
   }

@@ -1,7 +1,7 @@
 import type { Request } from 'express';
-import type { FeedCheck } from '../feed-checker.service';
 import type { FeedCursor } from '../feed-cursor';
-import type { HeldRequest } from '../held-requests.service';
+import type { FeedCheck } from '../watch/feed-checker.service';
+import type { Watch } from '../watch/watch';
 import type { PollRouteOptions } from '../poll-route-options.interface';
 
 /** Route metadata written by @LiveStream. */
@@ -28,7 +28,7 @@ export interface LiveStreamOptions extends Pick<PollRouteOptions, 'feed' | 'part
 export interface StreamStart {
   feed: string;
   /** Registered before the first index read (lost-wakeup rule); released when the stream ends. */
-  held: HeldRequest;
+  watch: Watch;
   /** The client's cursor (Last-Event-ID or since), or null: start at the head. */
   since: FeedCursor | null;
   /** The first index read: the head when there was no cursor, else what changed after it. */

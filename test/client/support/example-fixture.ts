@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { HeldRequests } from '../../../src';
+import { HeldRequests } from '../../../src/http-polling/held-requests.service';
 import { startExampleApp, type ExampleApp } from '../../../example/example-app';
 import { startExampleOnFreshDatabase, type RunningExample } from '../../support/example-app';
 

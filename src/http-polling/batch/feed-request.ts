@@ -1,0 +1,110 @@
+import type { Request, Response } from 'express';
+import { EventEmitter } from 'node:events';
+import { BATCH_MEMBER, type BatchMember } from './batch-member';
+
+/** Headers that describe the batch request's body or its own conditions, not the feed's GET. */
+const BATCH_ONLY_HEADERS = new Set([
+  'content-length',
+  'content-type',
+  'transfer-encoding',
+  'if-none-match',
+  'if-modified-since',
+  'prefer',
+]);
+
+/**
+ * The batch request as the GET of one feed route: the same client, socket, headers (credentials
+ * included) and anything middleware attached (`req.user`, ...), with that route's path, params
+ * and query. A prototype child, so what guards add stays on this feed's request.
+ */
+export function feedRequest(
+  batch: Request,
+  path: string,
+  query: string,
+  params: Record<string, string>,
+  member: BatchMember,
+  res: Response,
+): Request {
+  const headers = Object.fromEntries(
+    Object.entries(batch.headers).filter(([name]) => !BATCH_ONLY_HEADERS.has(name)),
+  );
+  const url = query ? `${path}?${query}` : path;
+  const own = (value: unknown) => ({ value, writable: true, enumerable: true, configurable: true });
+  // Express computes req.query and req.path from req.url, so they follow this feed's URL.
+  return Object.create(batch, {
+    method: own('GET'),
+    url: own(url),
+    originalUrl: own(url),
+    params: own(params),
+    headers: own(headers),
+    body: own(undefined),
+    res: own(res),
+    [BATCH_MEMBER]: own(member),
+  }) as Request;
+}
+
+/**
+ * Where a feed route's answer goes inside a batch: nothing reaches the client's socket. A route
+ * or exception filter that writes (`res.status(403).json(...)`) is recorded as that feed's answer.
+ */
+export class CapturedResponse extends EventEmitter {
+  statusCode = 200;
+  body: unknown = undefined;
+  written = false;
+  readonly locals: Record<string, unknown> = {};
+  private readonly headers = new Map<string, unknown>();
+
+  get headersSent(): boolean {
+    return this.written;
+  }
+  get writableEnded(): boolean {
+    return this.written;
+  }
+  readonly destroyed = false;
+
+  status(code: number): this {
+    this.statusCode = code;
+    return this;
+  }
+  setHeader(name: string, value: unknown): this {
+    this.headers.set(name.toLowerCase(), value);
+    return this;
+  }
+  header(name: string, value: unknown): this {
+    return this.setHeader(name, value);
+  }
+  set(name: string, value: unknown): this {
+    return this.setHeader(name, value);
+  }
+  type(value: string): this {
+    return this.setHeader('content-type', value);
+  }
+  getHeader(name: string): unknown {
+    return this.headers.get(name.toLowerCase());
+  }
+  get(name: string): unknown {
+    return this.getHeader(name);
+  }
+  getHeaders(): Record<string, unknown> {
+    return Object.fromEntries(this.headers);
+  }
+  hasHeader(name: string): boolean {
+    return this.headers.has(name.toLowerCase());
+  }
+  removeHeader(name: string): void {
+    this.headers.delete(name.toLowerCase());
+  }
+  json(body: unknown): this {
+    return this.end(body);
+  }
+  send(body?: unknown): this {
+    return this.end(body);
+  }
+  end(body?: unknown): this {
+    if (this.written) return this;
+    this.written = true;
+    this.body = Buffer.isBuffer(body) ? body.toString('utf8') : body;
+    this.emit('finish');
+    return this;
+  }
+}
