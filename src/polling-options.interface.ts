@@ -61,8 +61,12 @@ export interface HttpPollingOptions {
   maxHeld?: number;
   /** Shortest time between two polls of one client key, in ms (429 sooner); 0 disables. Default 0. */
   minPollIntervalMs?: number;
-  /** Client key for the limits. Default: the request's IP address. */
-  clientKey?: (request: Request) => string;
+  /**
+   * Client key of the per-client limits (`maxHeldPerClient`, `minPollIntervalMs`), e.g. an API key
+   * or user id. Default, and whenever it returns undefined or '': `req.ip`, the client address
+   * (behind a proxy, set Express's `trust proxy` so that it is the X-Forwarded-For address).
+   */
+  clientKey?: (request: Request) => string | undefined;
   /** Most changed ids handed to one handler run; the rest come with the next poll. Default 1000. */
   maxChangesPerResponse?: number;
   /** Secret that signs feed cursors. Without it cursors carry only a checksum. */

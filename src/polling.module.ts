@@ -19,6 +19,7 @@ import { HeldRequests } from './http-polling/held-requests.service';
 import { PollAdmission } from './http-polling/poll-admission.service';
 import { PollMetadataAccessor } from './http-polling/poll-metadata.accessor';
 import { PollRoutesExplorer } from './http-polling/poll-routes.explorer';
+import { ShutdownConnections } from './http-polling/shutdown-connections.service';
 import { PollingInterceptor } from './http-polling/polling.interceptor';
 import { BatchPollInterceptor } from './http-polling/batch/batch-poll.interceptor';
 import { FeedRoutes } from './http-polling/batch/feed-routes.service';
@@ -87,6 +88,7 @@ import { resolveMetrics, resolveOptions, type ResolvedOptions } from './resolve-
     FeedChecker,
     FeedNames,
     HeldRequests,
+    ShutdownConnections,
     PollAdmission,
     FeedWatch,
     ChangeRate,

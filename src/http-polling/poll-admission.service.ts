@@ -26,9 +26,13 @@ export class PollAdmission {
     private readonly events: PollingEvents,
   ) {}
 
+  /**
+   * The key of the per-client limits: the app's `http.clientKey`, else (or when that gives none)
+   * the client address, `req.ip`, which Express takes from X-Forwarded-For under `trust proxy`.
+   */
   clientKey(request: Request): string {
-    const custom = this.options.http.clientKey;
-    if (custom) return String(custom(request));
+    const custom = this.options.http.clientKey?.(request);
+    if (custom !== undefined && custom !== null && custom !== '') return String(custom);
     return request.ip ?? request.socket.remoteAddress ?? 'unknown';
   }
 

@@ -1,3 +1,4 @@
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import { type PollingModuleOptions } from '../../src';
 import { HeldRequests } from '../../src/http-polling/held-requests.service';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
@@ -173,5 +174,51 @@ describe('admission limits over HTTP', () => {
       headers: { 'x-client': 'a' },
     });
     expect(again.status).toBe(204);
+  });
+
+  it('behind a proxy with trust proxy: each X-Forwarded-For address has its own limit', async () => {
+    const app = await start({ maxHeldPerClient: 1 });
+    const express = app.app as NestExpressApplication;
+    const cursor = await headCursor(app);
+    const url = `${app.url}/runs/1/changes?since=${cursor}&wait=20`;
+    const from = (address: string) => ({ 'x-forwarded-for': address });
+
+    // Without trust proxy the header is ignored: every client is the proxy's address.
+    const first = await holdAndWait(app, () => [hold(app, cursor, from('203.0.113.1'))]);
+    await expectRejected(await fetch(url, { headers: from('203.0.113.2') }), 429);
+    await releaseAll(app, first);
+
+    express.set('trust proxy', 'loopback');
+    const held = await holdAndWait(app, () => [
+      hold(app, cursor, from('203.0.113.1')),
+      hold(app, cursor, from('203.0.113.2')),
+    ]);
+    expect(app.app.get(HeldRequests).heldBy('203.0.113.1')).toBe(1);
+    expect(app.app.get(HeldRequests).heldBy('203.0.113.2')).toBe(1);
+    await expectRejected(await fetch(url, { headers: from('203.0.113.1') }), 429);
+    // A client cannot pick its key by sending the header itself: the proxy appends the address
+    // it saw, and that last entry counts.
+    await expectRejected(await fetch(url, { headers: from('198.51.100.7, 203.0.113.2') }), 429);
+    await releaseAll(app, held);
+  });
+
+  it('keys on an API key from clientKey, and on the address when it gives none', async () => {
+    const app = await start({
+      maxHeldPerClient: 1,
+      clientKey: (req) => req.get('x-api-key'),
+    });
+    const cursor = await headCursor(app);
+    const url = `${app.url}/runs/1/changes?since=${cursor}&wait=20`;
+    const held = await holdAndWait(app, () => [
+      hold(app, cursor, { 'x-api-key': 'key-1' }),
+      hold(app, cursor, { 'x-api-key': 'key-2' }),
+      hold(app, cursor),
+    ]);
+    const heldRequests = app.app.get(HeldRequests);
+    expect([heldRequests.heldBy('key-1'), heldRequests.heldBy('key-2')]).toEqual([1, 1]);
+    expect(heldRequests.heldBy('::ffff:127.0.0.1') + heldRequests.heldBy('127.0.0.1')).toBe(1);
+    await expectRejected(await fetch(url, { headers: { 'x-api-key': 'key-1' } }), 429);
+    await expectRejected(await fetch(url), 429);
+    await releaseAll(app, held);
   });
 });

@@ -60,11 +60,25 @@ export interface RawAnswer {
   closedAfterMs: number;
 }
 
-/** Collects what a raw socket receives until it closes (a reset after an answer is fine). */
-function collect(socket: Socket, started: number): Promise<RawAnswer> {
+/** True once `text` holds a whole answer: its headers and Content-Length bytes of body. */
+function complete(text: string): boolean {
+  const end = text.indexOf('\r\n\r\n');
+  const length = /\r\ncontent-length: *(\d+)/i.exec(text);
+  return end >= 0 && length !== null && text.length >= end + 4 + Number(length[1]);
+}
+
+/**
+ * Collects what a raw socket receives until it closes (a reset after an answer is fine). With
+ * `closeOnAnswer`, the client closes once a whole answer is in and stops sending the rest of its
+ * request, as HTTP clients do.
+ */
+function collect(socket: Socket, started: number, closeOnAnswer = false): Promise<RawAnswer> {
   let text = '';
   socket.setEncoding('latin1');
-  socket.on('data', (chunk: string) => (text += chunk));
+  socket.on('data', (chunk: string) => {
+    text += chunk;
+    if (closeOnAnswer && complete(text)) socket.destroy();
+  });
   socket.on('error', () => undefined);
   return new Promise((resolve) =>
     socket.once('close', () => {
@@ -74,11 +88,11 @@ function collect(socket: Socket, started: number): Promise<RawAnswer> {
   );
 }
 
-/** Writes `bytes` on a fresh socket; resolves with the answer once the server closes it. */
+/** Writes `bytes` on a fresh socket; resolves with the answer once it is in or the socket closed. */
 export function rawExchange(port: number, bytes: string, timeoutMs = 5000): Promise<RawAnswer> {
   const socket = connect(port, '127.0.0.1');
   const timer = setTimeout(() => socket.destroy(), timeoutMs);
-  const done = collect(socket, now()).finally(() => clearTimeout(timer));
+  const done = collect(socket, now(), true).finally(() => clearTimeout(timer));
   socket.end(bytes);
   return done;
 }

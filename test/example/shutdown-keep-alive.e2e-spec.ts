@@ -1,0 +1,100 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  ensureExampleBuilt,
+  ExampleProcess,
+  type ProcessExit,
+} from '../faults/support/example-process';
+import { createTestDatabase, type TestDatabase } from '../support/test-database';
+import { waitFor } from '../support/wait-for';
+import { parsePrometheusText } from '../support/prometheus-text';
+
+/*
+ * SIGTERM while keep-alive clients hold polls, against the built example in its own process.
+ * `fetch` keeps its connections alive (undici's default agent), like a browser, and a client
+ * polls again as soon as it has an answer (the SDK does): the process must still exit promptly.
+ */
+
+const CLIENTS = 20;
+const USER1 = { authorization: 'Bearer key-1' };
+const EXIT_WITHIN_MS = 5000;
+// Each client polls again this long after any answer (a 204, or the 503 of a stopping server): a
+// browser tab or fetch loop that keeps its connection busy, well within keepAliveTimeout (5 s).
+const RETRY_MS = 10;
+
+interface Follower {
+  /** The status and Connection header of the poll held when the signal came. */
+  first: Promise<string>;
+  /** Ends when a request fails (the server is gone). */
+  done: Promise<void>;
+}
+
+/** Polls `url` in a loop over fetch's kept-alive connections until a request fails. */
+function follow(url: string): Follower {
+  let answerFirst!: (answer: string) => void;
+  const first = new Promise<string>((resolve) => (answerFirst = resolve));
+  const done = (async () => {
+    for (;;) {
+      let res: Response;
+      try {
+        res = await fetch(url, { headers: USER1 });
+        await res.arrayBuffer();
+      } catch {
+        answerFirst('no answer');
+        return;
+      }
+      answerFirst(`${res.status} ${res.headers.get('connection')}`);
+      if (res.status !== 204 && res.status !== 200 && res.status !== 503) return;
+      await sleep(RETRY_MS);
+    }
+  })();
+  return { first, done };
+}
+
+describe('SIGTERM with polls held by keep-alive clients (built example, own process)', () => {
+  let db: TestDatabase;
+  let app: ExampleProcess | undefined;
+
+  beforeAll(async () => {
+    ensureExampleBuilt();
+    db = await createTestDatabase();
+  }, 60_000);
+
+  afterAll(async () => {
+    if (app?.running) await app.stop('SIGKILL');
+    await db?.drop();
+  });
+
+  it(`answers all ${CLIENTS} held polls (204 or 503) and exits within 5 s`, async () => {
+    app = await ExampleProcess.start('shutdown', { DATABASE_URL: db.url, MIGRATE_ON_START: '1' });
+    const head = await fetch(`${app.url}/channels/general/changes`, { headers: USER1 });
+    expect(head.status).toBe(200);
+    const cursor = head.headers.get('poll-cursor')!;
+    await head.arrayBuffer();
+
+    const url = `${app.url}/channels/general/changes?since=${cursor}&wait=30`;
+    const followers = Array.from({ length: CLIENTS }, () => follow(url));
+    await waitFor(
+      async () => {
+        const res = await fetch(`${app!.url}/metrics`);
+        return parsePrometheusText(await res.text()).value('polling_held_requests') >= CLIENTS;
+      },
+      { timeoutMs: 10_000, intervalMs: 50, message: 'the polls were not all held' },
+    );
+
+    const signalled = performance.now();
+    const exit = app
+      .whenExited()
+      .then((e: ProcessExit) => ({ ...e, afterMs: performance.now() - signalled }));
+    app.stop('SIGTERM').catch(() => undefined);
+    const firsts = await Promise.all(followers.map((f) => f.first));
+    const late = sleep(EXIT_WITHIN_MS + 5000, null, { ref: false });
+    const ended = await Promise.race([exit, late]);
+
+    // Answered, and told not to reuse the connection: it closes after the answer.
+    expect(firsts.filter((answer) => answer !== '204 close' && answer !== '503 close')).toEqual([]);
+    expect(ended).not.toBeNull();
+    expect(ended!.code === 0 || ended!.signal === 'SIGTERM').toBe(true);
+    expect(ended!.afterMs).toBeLessThan(EXIT_WITHIN_MS);
+    await Promise.all(followers.map((f) => f.done));
+  }, 60_000);
+});

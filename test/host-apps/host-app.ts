@@ -1,0 +1,68 @@
+import { Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ChangeReader, installJsonHttpErrors, PollingModule } from '../../src';
+import { itemsOptions } from '../support/polling-app';
+import type { TestDatabase } from '../support/test-database';
+import type { HostAppConfig } from './host-app-configs';
+import { HostClient, type Endpoint } from './host-client';
+import { HostFeedsController } from './host-feeds.controller';
+import { selfSignedCertificate } from './self-signed';
+
+export interface HostApp {
+  app: NestExpressApplication;
+  client: HostClient;
+  close(): Promise<void>;
+}
+
+let sockets = 0;
+
+/** One host app: its own module and bootstrap, set up as `config` says, on `db`. */
+export async function startHostApp(config: HostAppConfig, db: TestDatabase): Promise<HostApp> {
+  @Module({
+    imports: [PollingModule.forRoot(itemsOptions(db))],
+    controllers: [HostFeedsController],
+  })
+  class HostAppModule {}
+
+  const tls = config.listen.kind === 'https' ? selfSignedCertificate() : undefined;
+  const app = await NestFactory.create<NestExpressApplication>(HostAppModule, {
+    logger: process.env.TEST_LOGS ? undefined : ['error'],
+    httpsOptions: tls,
+  });
+  app.enableShutdownHooks();
+  config.configure?.(app);
+
+  let endpoint: Endpoint;
+  let socketPath: string | undefined;
+  const listen = config.listen;
+  if (listen.kind === 'unix') {
+    socketPath = join(tmpdir(), `host-app-${process.pid}-${++sockets}.sock`);
+    rmSync(socketPath, { force: true });
+    await app.listen(socketPath);
+    endpoint = { kind: 'unix', path: socketPath };
+  } else {
+    await app.listen(0, listen.host);
+    const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
+    endpoint =
+      listen.kind === 'https'
+        ? { kind: 'https', host: listen.host, port, ca: tls!.cert }
+        : { kind: 'tcp', host: listen.host, port };
+  }
+  installJsonHttpErrors(app);
+  await app.get(ChangeReader).whenLive();
+  return {
+    app,
+    client: new HostClient(endpoint, config.clientHeaders),
+    close: async () => {
+      (app.getHttpServer() as Server).closeAllConnections();
+      await app.close();
+      if (socketPath) rmSync(socketPath, { force: true });
+    },
+  };
+}
