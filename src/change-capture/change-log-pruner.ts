@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { Client, type ClientConfig } from 'pg';
+import type { Socket } from 'node:net';
 import type { ChangeIndex } from '../change-index/change-index.interface';
 import type { ResolvedOptions } from '../resolve-options';
 import { CHANGE_LOG_START, type ChangeLogCursor } from './change-log-cursor';
@@ -12,6 +13,13 @@ const CHUNK_ROWS = 5000;
 const MIN_CHUNK_ROWS = 100;
 /** Server-side limit of one chunk; a chunk that hits it is retried at half the size. */
 const CHUNK_TIMEOUT_MS = 60_000;
+/**
+ * Client-side limit of any pruner statement, above the server's: only a dead or half-open socket
+ * reaches it, and the round then ends so the next one connects afresh.
+ */
+const SOCKET_TIMEOUT_MS = CHUNK_TIMEOUT_MS + 15_000;
+/** A connect that takes longer is given up; the next round tries again. */
+const CONNECT_TIMEOUT_MS = 10_000;
 /** Between chunks the pruner rests as long as the chunk took (capped): half the I/O at most. */
 const MAX_REST_MS = 500;
 
@@ -67,10 +75,11 @@ export class ChangeLogPruner {
     await this.round;
   }
 
+  /** Stops at once: the socket is closed under a running chunk (which then rolls back). */
   async close(): Promise<void> {
     this.stopped = true;
-    await this.round;
     this.dropClient();
+    await this.round;
   }
 
   private get channel(): string {
@@ -150,19 +159,43 @@ export class ChangeLogPruner {
       keepAlive: true,
       application_name: 'nestjs-polling pruner',
       statement_timeout: CHUNK_TIMEOUT_MS,
+      query_timeout: SOCKET_TIMEOUT_MS,
+      connectionTimeoutMillis: this.config.connectionTimeoutMillis ?? CONNECT_TIMEOUT_MS,
     });
-    client.on('error', () => this.dropClient());
-    await client.connect();
+    client.on('error', () => {
+      if (this.client === client) this.dropClient();
+    });
+    this.client = client;
+    try {
+      // pg's connect() does not settle when its socket is destroyed mid-handshake (close() on a
+      // half-open connection), so the socket's close ends it too.
+      const closed = new Promise<never>((_, reject) =>
+        socketOf(client)?.once('close', () => reject(new Error('pruner connection closed'))),
+      );
+      closed.catch(() => undefined);
+      await Promise.race([client.connect(), closed]);
+    } catch (error) {
+      if (this.client === client) this.dropClient();
+      throw error;
+    }
     // A prune lost in a crash is redone by the next round: no chunk needs to wait for its WAL
     // flush, and writers' commits do not queue behind the pruner's.
     await client.query('SET synchronous_commit = off');
-    this.client = client;
     return client;
   }
 
+  /** Closes without waiting on a socket that may be half-open. */
   private dropClient(): void {
     const client = this.client;
     this.client = null;
-    client?.end().catch(() => undefined);
+    if (!client) return;
+    const stream = socketOf(client);
+    client.end().catch(() => undefined);
+    stream?.destroy();
   }
+}
+
+/** The client's socket (pg does not expose it), to end a connection that may be half-open. */
+function socketOf(client: Client): Socket | undefined {
+  return (client as unknown as { connection?: { stream?: Socket } }).connection?.stream;
 }
