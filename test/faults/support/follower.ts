@@ -28,6 +28,8 @@ export class Follower {
   readonly foreign: string[] = [];
   resyncs = 0;
   errors = 0;
+  private reloadedMs = 0;
+  private reloadStartedAt: number | null = null;
   fellBack = false;
   private readonly abort = new AbortController();
   private done: Promise<void> = Promise.resolve();
@@ -72,6 +74,15 @@ export class Follower {
   /** Set when following stopped on its own (an answer retrying cannot fix). */
   stoppedWith: Error | null = null;
 
+  /**
+   * Time spent reloading the channel after 409s so far, the running reload included: the app's
+   * own work, which grows with the channel (every row is read again).
+   */
+  reloadMs(): number {
+    const running = this.reloadStartedAt === null ? 0 : Date.now() - this.reloadStartedAt;
+    return this.reloadedMs + running;
+  }
+
   has(id: string): boolean {
     return this.seen.has(id);
   }
@@ -101,14 +112,20 @@ export class Follower {
   /** Reloads the channel page by page; retried until it works, as an app would. */
   private async refetch(): Promise<string> {
     this.resyncs++;
-    for (;;) {
-      if (this.abort.signal.aborted) return '';
-      try {
-        return await this.loadSnapshot();
-      } catch {
-        this.errors++;
-        await sleep(200);
+    this.reloadStartedAt = Date.now();
+    try {
+      for (;;) {
+        if (this.abort.signal.aborted) return '';
+        try {
+          return await this.loadSnapshot();
+        } catch {
+          this.errors++;
+          await sleep(200);
+        }
       }
+    } finally {
+      this.reloadedMs += Date.now() - this.reloadStartedAt;
+      this.reloadStartedAt = null;
     }
   }
 
