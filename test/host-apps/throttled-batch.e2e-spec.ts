@@ -137,5 +137,7 @@ describe.each([
     const refused = await batch(cursors, 10);
     expectStatus(refused, 429);
     expect(JSON.parse(refused.text)).toMatchObject({ statusCode: 429 });
+    // With the throttler's Retry-After, as the feed's own GET would have it.
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
   }, 30_000);
 });

@@ -102,7 +102,7 @@ export class BatchPollInterceptor implements NestInterceptor {
     track.watch = watch;
     res.setHeader('Cache-Control', 'private, no-cache');
     const outcome = await watch.until(
-      (reason) => this.round(feeds, watch, reason),
+      (reason) => this.round(feeds, watch, reason, res),
       waitMs,
       responseClosed(res),
     );
@@ -145,8 +145,9 @@ export class BatchPollInterceptor implements NestInterceptor {
     feeds: BatchFeed[],
     watch: Watch,
     reason: PollReason,
+    batchRes: Response,
   ): Promise<Record<string, BatchFeedAnswer> | null> {
-    const answers = await Promise.all(feeds.map((f) => this.look(f, watch, reason)));
+    const answers = await Promise.all(feeds.map((f) => this.look(f, watch, reason, batchRes)));
     const changed: Record<string, BatchFeedAnswer> = {};
     feeds.forEach((f, i) => {
       const answer = answers[i];
@@ -159,15 +160,21 @@ export class BatchPollInterceptor implements NestInterceptor {
     f: BatchFeed,
     watch: Watch,
     reason: PollReason,
+    batchRes: Response,
   ): Promise<BatchFeedAnswer | null> {
     const first = reason === 'immediate';
     if (f.since === null) {
       const cursor = await watch.head(f.feed);
-      return this.runRoute(f, { mode: 'handle', context: headContext(f.feed, cursor) }, first);
+      return this.runRoute(
+        f,
+        { mode: 'handle', context: headContext(f.feed, cursor) },
+        first,
+        batchRes,
+      );
     }
     const check = await watch.check(f.feed, f.since);
     if (check.kind !== 'changes') {
-      if (first) await this.runRoute(f, { mode: 'probe' }, first);
+      if (first) await this.runRoute(f, { mode: 'probe' }, first, batchRes);
       if (check.kind === 'none') return null;
       const refetch = mustRefetch(check.cursor, check.reason);
       return { status: 409, cursor: check.cursor, body: refetch.getResponse() };
@@ -180,7 +187,7 @@ export class BatchPollInterceptor implements NestInterceptor {
       complete: check.complete,
       reason,
     };
-    return this.runRoute(f, { mode: 'handle', context }, first);
+    return this.runRoute(f, { mode: 'handle', context }, first, batchRes);
   }
 
   /** Runs the feed's route in-process; null for a probe that passed. */
@@ -188,6 +195,7 @@ export class BatchPollInterceptor implements NestInterceptor {
     f: BatchFeed,
     member: BatchMember,
     first: boolean,
+    batchRes: Response,
   ): Promise<BatchFeedAnswer | null> {
     const captured = new CapturedResponse();
     const res = captured as unknown as Response;
@@ -209,6 +217,11 @@ export class BatchPollInterceptor implements NestInterceptor {
       answer = this.errorAnswer(error);
     }
     if (first && answer.status >= 400 && answer.status !== 409) {
+      // The route's refusal is the batch's, with when to ask again (a throttler's 429).
+      const retryAfter = captured.getHeader('retry-after');
+      if (retryAfter !== undefined && !batchRes.headersSent) {
+        batchRes.setHeader('Retry-After', String(retryAfter));
+      }
       throw new HttpException(answer.body ?? 'feed route refused the request', answer.status);
     }
     if (member.mode === 'probe') return null;
