@@ -9,12 +9,14 @@ import type { Response } from 'express';
 import { Agent, request } from 'node:http';
 import { Socket } from 'node:net';
 import type { Server } from 'node:http';
+import { AllowHeaderGuard } from '../fixtures/batch-poll.controller';
 import { startItemsFixture, type ItemsFixture } from '../fixtures/items-app';
+import { waitFor } from '../support/wait-for';
 
 interface FeedAnswer {
   status: number;
   cursor?: string;
-  body?: { ids?: string[]; changes?: { id: string }[]; cursor?: string };
+  body?: { ids?: string[]; changes?: { id: string }[]; cursor?: string; reason?: string };
 }
 interface BatchBody {
   feeds: Record<string, FeedAnswer>;
@@ -148,6 +150,27 @@ describe('batch poll: feed routes run in-process, in an app with a global prefix
       { 'x-allow': 'yes' },
     );
     expect(allowed.status).toBe(200);
+  });
+
+  it("after a wake-up, runs a changed feed's handler with what its guards attached, guards not again", async () => {
+    const allow = { 'x-allow': 'yes' };
+    const key = '/api/v1/guarded/7/changes';
+    const start = await batch({ feeds: { [key]: null } }, allow);
+    const cursor = (start.json as BatchBody).feeds[key].cursor;
+    const before = AllowHeaderGuard.runs;
+    const poll = batch({ feeds: { [key]: cursor }, wait: 10 }, allow);
+    // The guard runs after the feed's first index read: from then on, only a wake-up finds the row.
+    await waitFor(() => AllowHeaderGuard.runs > before);
+    const { rows } = await fixture.writer.query(
+      "INSERT INTO items (run, body) VALUES (7, 'd') RETURNING id",
+    );
+    const answer = await poll;
+    expect(answer.status).toBe(200);
+    expect((answer.json as BatchBody).feeds[key]).toMatchObject({
+      status: 200,
+      body: { ids: [rows[0].id], reason: 'change', allowedBy: 'x-allow' },
+    });
+    expect(AllowHeaderGuard.runs).toBe(before + 1);
   });
 
   it('follows a feed whose partition is a function of the request (a header)', async () => {

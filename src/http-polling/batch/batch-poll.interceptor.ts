@@ -27,21 +27,20 @@ import { PollingEvents } from '../watch/polling-events.service';
 import type { Watch } from '../watch/watch';
 import { asHttp, trackResponse } from '../watch-http';
 import { BATCH_POLL_METADATA, type BatchPollOptions } from './batch-poll.decorator';
-import type { BatchMember } from './batch-member';
+import type { BatchMember, BatchMemberRequest } from './batch-member';
 import { parseBatchRequest } from './batch-request.parser';
-import { CapturedResponse, feedRequest } from './feed-request';
+import { CapturedResponse, feedRequest, serveAs } from './feed-request';
 import { FeedRoutes } from './feed-routes.service';
 
 interface BatchFeed {
   /** The key the client named, e.g. `/api/channels/general/changes`. */
   key: string;
-  path: string;
-  query: string;
   route: PollRoute;
-  params: Record<string, string>;
   /** The full feed name, e.g. `messages:general`. */
   feed: string;
   since: FeedCursor | null;
+  /** This feed's GET, for every run of its route during the batch request. */
+  request: BatchMemberRequest;
 }
 
 /** One feed's part of a batch answer: what its own GET would have answered. */
@@ -103,7 +102,7 @@ export class BatchPollInterceptor implements NestInterceptor {
     track.watch = watch;
     res.setHeader('Cache-Control', 'private, no-cache');
     const outcome = await watch.until(
-      (reason) => this.round(feeds, req, watch, reason),
+      (reason) => this.round(feeds, watch, reason, res),
       waitMs,
       responseClosed(res),
     );
@@ -131,23 +130,24 @@ export class BatchPollInterceptor implements NestInterceptor {
       );
     }
     // A function partition reads this feed's GET (its params, the client's headers).
-    const probe = feedRequest(req, path, query, match.params, { mode: 'probe' }, req.res!);
-    const feed = this.names.feedOf(match.route.metadata, probe);
-    return { key, path, query, route: match.route, params: match.params, feed, since: cursor };
+    const request = feedRequest(req, path, query, match.params);
+    const feed = this.names.feedOf(match.route.metadata, request);
+    return { key, route: match.route, feed, since: cursor, request };
   }
 
   /**
    * One look at every feed. In the first round every feed's route runs (its guards at least), and
    * an error a route answers (401, 403, 400, ...) fails the whole batch before anything is held;
-   * after a wake-up only changed feeds run, and an error is that feed's answer.
+   * after a wake-up only changed feeds run, without their guards (they admitted this request;
+   * `authorize` re-checks access), and an error is that feed's answer.
    */
   private async round(
     feeds: BatchFeed[],
-    req: Request,
     watch: Watch,
     reason: PollReason,
+    batchRes: Response,
   ): Promise<Record<string, BatchFeedAnswer> | null> {
-    const answers = await Promise.all(feeds.map((f) => this.look(f, req, watch, reason)));
+    const answers = await Promise.all(feeds.map((f) => this.look(f, watch, reason, batchRes)));
     const changed: Record<string, BatchFeedAnswer> = {};
     feeds.forEach((f, i) => {
       const answer = answers[i];
@@ -158,18 +158,23 @@ export class BatchPollInterceptor implements NestInterceptor {
 
   private async look(
     f: BatchFeed,
-    req: Request,
     watch: Watch,
     reason: PollReason,
+    batchRes: Response,
   ): Promise<BatchFeedAnswer | null> {
     const first = reason === 'immediate';
     if (f.since === null) {
       const cursor = await watch.head(f.feed);
-      return this.runRoute(f, req, { mode: 'handle', context: headContext(f.feed, cursor) }, first);
+      return this.runRoute(
+        f,
+        { mode: 'handle', context: headContext(f.feed, cursor) },
+        first,
+        batchRes,
+      );
     }
     const check = await watch.check(f.feed, f.since);
     if (check.kind !== 'changes') {
-      if (first) await this.runRoute(f, req, { mode: 'probe' }, first);
+      if (first) await this.runRoute(f, { mode: 'probe' }, first, batchRes);
       if (check.kind === 'none') return null;
       const refetch = mustRefetch(check.cursor, check.reason);
       return { status: 409, cursor: check.cursor, body: refetch.getResponse() };
@@ -182,19 +187,20 @@ export class BatchPollInterceptor implements NestInterceptor {
       complete: check.complete,
       reason,
     };
-    return this.runRoute(f, req, { mode: 'handle', context }, first);
+    return this.runRoute(f, { mode: 'handle', context }, first, batchRes);
   }
 
   /** Runs the feed's route in-process; null for a probe that passed. */
   private async runRoute(
     f: BatchFeed,
-    req: Request,
     member: BatchMember,
     first: boolean,
+    batchRes: Response,
   ): Promise<BatchFeedAnswer | null> {
     const captured = new CapturedResponse();
     const res = captured as unknown as Response;
-    const feedReq = feedRequest(req, f.path, f.query, f.params, member, res);
+    const feedReq = f.request;
+    serveAs(feedReq, member, res);
     let answer: BatchFeedAnswer;
     try {
       const authorize = f.route.metadata.authorize;
@@ -202,7 +208,8 @@ export class BatchPollInterceptor implements NestInterceptor {
       if (!first && authorize && !(await authorize(feedReq))) {
         throw new ForbiddenException('no longer allowed to follow this feed');
       }
-      const value = await this.routes.pipeline(f.route)(feedReq, res);
+      // Guards admit each feed once per batch request, in the first round, as for a held poll.
+      const value = await this.routes.pipeline(f.route, first)(feedReq, res);
       answer = captured.written
         ? { status: captured.statusCode, body: captured.body }
         : { status: 200, body: value };
@@ -210,6 +217,11 @@ export class BatchPollInterceptor implements NestInterceptor {
       answer = this.errorAnswer(error);
     }
     if (first && answer.status >= 400 && answer.status !== 409) {
+      // The route's refusal is the batch's, with when to ask again (a throttler's 429).
+      const retryAfter = captured.getHeader('retry-after');
+      if (retryAfter !== undefined && !batchRes.headersSent) {
+        batchRes.setHeader('Retry-After', String(retryAfter));
+      }
       throw new HttpException(answer.body ?? 'feed route refused the request', answer.status);
     }
     if (member.mode === 'probe') return null;

@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import { EventEmitter } from 'node:events';
-import { BATCH_MEMBER, type BatchMember } from './batch-member';
+import { BATCH_MEMBER, type BatchMember, type BatchMemberRequest } from './batch-member';
 
 /** Headers that describe the batch request's body or its own conditions, not the feed's GET. */
 const BATCH_ONLY_HEADERS = new Set([
@@ -15,16 +15,16 @@ const BATCH_ONLY_HEADERS = new Set([
 /**
  * The batch request as the GET of one feed route: the same client, socket, headers (credentials
  * included) and anything middleware attached (`req.user`, ...), with that route's path, params
- * and query. A prototype child, so what guards add stays on this feed's request.
+ * and query. A prototype child, so what guards add stays on this feed's request. One per feed
+ * for the whole batch request: its guards admit it once, and what they attach is still there
+ * when the route runs again after a wake-up (see `serveAs`).
  */
 export function feedRequest(
   batch: Request,
   path: string,
   query: string,
   params: Record<string, string>,
-  member: BatchMember,
-  res: Response,
-): Request {
+): BatchMemberRequest {
   const headers = Object.fromEntries(
     Object.entries(batch.headers).filter(([name]) => !BATCH_ONLY_HEADERS.has(name)),
   );
@@ -38,9 +38,15 @@ export function feedRequest(
     params: own(params),
     headers: own(headers),
     body: own(undefined),
-    res: own(res),
-    [BATCH_MEMBER]: own(member),
-  }) as Request;
+    res: own(undefined),
+    [BATCH_MEMBER]: own(undefined),
+  }) as BatchMemberRequest;
+}
+
+/** Sets what one run of the feed's route does (`member`) and where it answers (`res`). */
+export function serveAs(request: BatchMemberRequest, member: BatchMember, res: Response): void {
+  request[BATCH_MEMBER] = member;
+  request.res = res;
 }
 
 /**

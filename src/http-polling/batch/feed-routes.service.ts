@@ -28,7 +28,8 @@ const paramsFactory: ParamsFactory = {
 @Injectable()
 export class FeedRoutes {
   private table: PollRouteTable | null = null;
-  private readonly pipelines = new Map<PollRoute, FeedPipeline>();
+  private readonly guarded = new Map<PollRoute, FeedPipeline>();
+  private readonly admitted = new Map<PollRoute, FeedPipeline>();
 
   constructor(
     private readonly explorer: PollRoutesExplorer,
@@ -41,30 +42,40 @@ export class FeedRoutes {
     return this.table.match(path);
   }
 
-  /** The route's own request pipeline, as Nest runs it for a GET (middleware aside). */
-  pipeline(route: PollRoute): FeedPipeline {
-    let pipeline = this.pipelines.get(route);
+  /**
+   * The route's own request pipeline, as Nest runs it for a GET (middleware aside). Without
+   * `guards` for a request its guards already admitted: a batch feed that runs again after a
+   * wake-up (`authorize` re-checks access then, as for a held poll), so a guard with a side
+   * effect, a throttler's count, sees each batch request once.
+   */
+  pipeline(route: PollRoute, guards: boolean): FeedPipeline {
+    const pipelines = guards ? this.guarded : this.admitted;
+    let pipeline = pipelines.get(route);
     if (!pipeline) {
-      const controller = route.controller as Record<string, (...args: unknown[]) => unknown>;
-      // The creator finds a host's module among providers; a controller is not one, so name its
-      // module (where its guards, interceptors and pipes are resolved).
-      const creator = Object.create(this.contexts) as ExternalContextCreator;
-      creator.getContextModuleKey = () => route.moduleKey;
-      const run = creator.create(
-        controller,
-        controller[route.methodName],
-        route.methodName,
-        ROUTE_ARGS_METADATA,
-        paramsFactory,
-        undefined,
-        undefined,
-        { guards: true, interceptors: true, filters: true },
-        'http',
-      );
-      pipeline = (req, res) => run(req, res, () => undefined) as Promise<unknown>;
-      this.pipelines.set(route, pipeline);
+      pipeline = this.create(route, guards);
+      pipelines.set(route, pipeline);
     }
     return pipeline;
+  }
+
+  private create(route: PollRoute, guards: boolean): FeedPipeline {
+    const controller = route.controller as Record<string, (...args: unknown[]) => unknown>;
+    // The creator finds a host's module among providers; a controller is not one, so name its
+    // module (where its guards, interceptors and pipes are resolved).
+    const creator = Object.create(this.contexts) as ExternalContextCreator;
+    creator.getContextModuleKey = () => route.moduleKey;
+    const run = creator.create(
+      controller,
+      controller[route.methodName],
+      route.methodName,
+      ROUTE_ARGS_METADATA,
+      paramsFactory,
+      undefined,
+      undefined,
+      { guards, interceptors: true, filters: true },
+      'http',
+    );
+    return (req, res) => run(req, res, () => undefined) as Promise<unknown>;
   }
 
   private build(): PollRouteTable {
