@@ -122,7 +122,9 @@ export class BatchPollInterceptor implements NestInterceptor {
     const question = key.indexOf('?');
     const path = question < 0 ? key : key.slice(0, question);
     const query = question < 0 ? '' : key.slice(question + 1);
-    const match = this.routes.match(path);
+    // The GET the client would send, for a route chosen by the request (header versioning).
+    const get = feedRequest(req, path, query, {}, { mode: 'probe' }, req.res!);
+    const match = this.routes.match(path, get);
     if (!match) throw new BadRequestException(`unknown feed "${key.slice(0, 60)}"`);
     const cursor = since === null ? null : this.checker.decode(since);
     if (since !== null && !cursor) {
@@ -192,9 +194,10 @@ export class BatchPollInterceptor implements NestInterceptor {
     member: BatchMember,
     first: boolean,
   ): Promise<BatchFeedAnswer | null> {
-    const captured = new CapturedResponse();
+    const captured = new CapturedResponse(req.res!);
     const res = captured as unknown as Response;
     const feedReq = feedRequest(req, f.path, f.query, f.params, member, res);
+    captured.req = feedReq;
     let answer: BatchFeedAnswer;
     try {
       const authorize = f.route.metadata.authorize;
@@ -208,6 +211,10 @@ export class BatchPollInterceptor implements NestInterceptor {
         : { status: 200, body: value };
     } catch (error) {
       answer = this.errorAnswer(error);
+    }
+    // Cookies the route set (a refreshed session, say) reach the client as on its own GET.
+    for (const cookie of captured.cookies) {
+      if (!req.res!.headersSent) req.res!.append('Set-Cookie', cookie);
     }
     if (first && answer.status >= 400 && answer.status !== 409) {
       throw new HttpException(answer.body ?? 'feed route refused the request', answer.status);

@@ -1,6 +1,13 @@
-import { Injectable, RequestMethod } from '@nestjs/common';
+import { Injectable, RequestMethod, VersioningType, type Type } from '@nestjs/common';
 import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
-import { ApplicationConfig, ExternalContextCreator, ModuleRef } from '@nestjs/core';
+import type { VersionValue, VersioningOptions } from '@nestjs/common/interfaces';
+import {
+  ApplicationConfig,
+  type ContextId,
+  ExternalContextCreator,
+  HttpAdapterHost,
+  ModuleRef,
+} from '@nestjs/core';
 import type { ParamsFactory } from '@nestjs/core/helpers/external-context-creator';
 // Nest's own route path and parameter rules, so batch keys are exactly the paths Nest serves.
 import type { RoutePathMetadata } from '@nestjs/core/router/interfaces/route-path-metadata.interface';
@@ -8,7 +15,8 @@ import { RoutePathFactory } from '@nestjs/core/router/route-path-factory';
 import { RouteParamsFactory } from '@nestjs/core/router/route-params-factory';
 import type { Request, Response } from 'express';
 import { PollRoutesExplorer, type PollRoute } from '../poll-routes.explorer';
-import { PollRouteTable, type MatchedRoute } from './poll-route-table';
+import { requestContext } from './request-context';
+import { PollRouteTable, type MatchedRoute, type VersionFilter } from './poll-route-table';
 
 /** A feed route's guards, interceptors, pipes, filters and handler, callable in-process. */
 export type FeedPipeline = (req: Request, res: Response) => Promise<unknown>;
@@ -34,37 +42,68 @@ export class FeedRoutes {
     private readonly explorer: PollRoutesExplorer,
     private readonly moduleRef: ModuleRef,
     private readonly contexts: ExternalContextCreator,
+    private readonly adapterHost: HttpAdapterHost,
   ) {}
 
-  match(path: string): MatchedRoute | null {
+  /** The route a GET of `path` reaches; `req` (that GET) picks the version when not in the path. */
+  match(path: string, req: Request): MatchedRoute | null {
     this.table ??= this.build();
-    return this.table.match(path);
+    return this.table.match(path, req);
   }
 
-  /** The route's own request pipeline, as Nest runs it for a GET (middleware aside). */
+  /**
+   * The route's own request pipeline, as Nest runs it for a GET (middleware aside). A route whose
+   * controller is request-scoped (a request-scoped dependency, guard, interceptor or pipe makes
+   * it so, an app-wide one too) gets, like Nest's router gives it, its own controller and
+   * enhancers per request, made for that feed's request.
+   */
   pipeline(route: PollRoute): FeedPipeline {
+    if (!route.wrapper.isDependencyTreeStatic()) {
+      return async (req, res) => {
+        const contextId = requestContext(
+          req,
+          this.moduleRef,
+          route.wrapper.isDependencyTreeDurable(),
+        );
+        // The controller's own module resolves it (a class may be a controller of two modules).
+        const host = route.wrapper.host!.providers.get(ModuleRef)!.instance as ModuleRef;
+        const type = route.wrapper.token as Type<object>;
+        const instance = await host.resolve(type, contextId, { strict: true });
+        const run = this.create(route, instance, contextId, route.wrapper.id);
+        return run(req, res);
+      };
+    }
     let pipeline = this.pipelines.get(route);
     if (!pipeline) {
-      const controller = route.controller as Record<string, (...args: unknown[]) => unknown>;
-      // The creator finds a host's module among providers; a controller is not one, so name its
-      // module (where its guards, interceptors and pipes are resolved).
-      const creator = Object.create(this.contexts) as ExternalContextCreator;
-      creator.getContextModuleKey = () => route.moduleKey;
-      const run = creator.create(
-        controller,
-        controller[route.methodName],
-        route.methodName,
-        ROUTE_ARGS_METADATA,
-        paramsFactory,
-        undefined,
-        undefined,
-        { guards: true, interceptors: true, filters: true },
-        'http',
-      );
-      pipeline = (req, res) => run(req, res, () => undefined) as Promise<unknown>;
+      pipeline = this.create(route, route.controller, undefined, undefined);
       this.pipelines.set(route, pipeline);
     }
     return pipeline;
+  }
+
+  private create(
+    route: PollRoute,
+    instance: object,
+    contextId: ContextId | undefined,
+    inquirerId: string | undefined,
+  ): FeedPipeline {
+    const controller = instance as Record<string, (...args: unknown[]) => unknown>;
+    // The creator finds a host's module among providers; a controller is not one, so name its
+    // module (where its guards, interceptors and pipes are resolved).
+    const creator = Object.create(this.contexts) as ExternalContextCreator;
+    creator.getContextModuleKey = () => route.moduleKey;
+    const run = creator.create(
+      controller,
+      controller[route.methodName],
+      route.methodName,
+      ROUTE_ARGS_METADATA,
+      paramsFactory,
+      contextId,
+      inquirerId,
+      { guards: true, interceptors: true, filters: true },
+      'http',
+    );
+    return (req, res) => run(req, res, () => undefined) as Promise<unknown>;
   }
 
   private build(): PollRouteTable {
@@ -90,14 +129,37 @@ export class FeedRoutes {
             methodVersion,
             versioningOptions: versioning,
           } as RoutePathMetadata;
-          table.add(route, [
-            ...paths.create({ ...options, globalPrefix: prefix }, RequestMethod.GET),
-            ...paths.create(options, RequestMethod.GET),
-          ]);
+          const versioned = (methodVersion ?? controllerVersion) !== undefined;
+          table.add(
+            route,
+            [
+              ...paths.create({ ...options, globalPrefix: prefix }, RequestMethod.GET),
+              ...paths.create(options, RequestMethod.GET),
+            ],
+            versioning && versioned
+              ? this.versionFilter(paths.getVersion(options), versioning)
+              : null,
+          );
         }
       }
     }
     return table;
+  }
+
+  /**
+   * The HTTP adapter's own version filter (the one Nest puts before the route), asked whether it
+   * would let a request through to the route. URI versions are in the path: no filter.
+   */
+  private versionFilter(
+    version: VersionValue | undefined,
+    versioning: VersioningOptions,
+  ): VersionFilter | null {
+    if (version === undefined || versioning.type === VersioningType.URI) return null;
+    type Handler = (req: Request, res: unknown, next: () => boolean) => boolean;
+    const adapter = this.adapterHost.httpAdapter;
+    const pass: Handler = () => true;
+    const filter = adapter.applyVersionFilter(pass, version, versioning) as unknown as Handler;
+    return (req) => filter(req, undefined, () => false) === true;
   }
 
   /**
