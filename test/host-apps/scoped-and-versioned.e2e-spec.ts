@@ -1,22 +1,17 @@
 import {
+  Inject,
   Injectable,
-  Module,
   Scope,
   VersioningType,
   type CanActivate,
   type ExecutionContext,
-  type INestApplication,
-  type ModuleMetadata,
 } from '@nestjs/common';
-import { APP_GUARD, NestFactory, REQUEST } from '@nestjs/core';
-import { Inject } from '@nestjs/common';
+import { APP_GUARD, REQUEST } from '@nestjs/core';
 import type { Request } from 'express';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Client } from 'pg';
-import { ChangeReader, installJsonHttpErrors, PollingModule } from '../../src';
-import { createItemsTable, itemsOptions } from '../support/polling-app';
+import { createItemsTable } from '../support/polling-app';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
+import { batch, expectStatus, startApp, type Started } from './feed-app';
 import {
   PassthroughFeedController,
   RequestUser,
@@ -34,65 +29,6 @@ import {
  * request-scoped), header and media-type versioning, and a route that sets a cookie through
  * @Res({passthrough: true}). A feed in a batch must answer what its own GET answers.
  */
-
-interface FeedAnswer {
-  status: number;
-  cursor?: string;
-  body?: Record<string, unknown>;
-}
-
-interface Started {
-  app: INestApplication;
-  url: string;
-  close(): Promise<void>;
-}
-
-async function startApp(
-  db: TestDatabase,
-  metadata: Pick<ModuleMetadata, 'controllers' | 'providers'>,
-  configure?: (app: INestApplication) => void,
-): Promise<Started> {
-  @Module({ imports: [PollingModule.forRoot(itemsOptions(db))], ...metadata })
-  class ScopedAppModule {}
-  const app = await NestFactory.create(ScopedAppModule, {
-    logger: process.env.TEST_LOGS ? undefined : ['error'],
-  });
-  configure?.(app);
-  await app.listen(0, '127.0.0.1');
-  installJsonHttpErrors(app);
-  await app.get(ChangeReader).whenLive();
-  const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
-  return {
-    app,
-    url: `http://127.0.0.1:${port}`,
-    close: async () => {
-      (app.getHttpServer() as Server).closeAllConnections();
-      await app.close();
-    },
-  };
-}
-
-async function batch(
-  url: string,
-  feeds: Record<string, string | null>,
-  headers: Record<string, string> = {},
-  wait?: number,
-): Promise<{ status: number; feeds: Record<string, FeedAnswer>; text: string; cookies: string[] }> {
-  const res = await fetch(`${url}/poll`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(wait === undefined ? { feeds } : { feeds, wait }),
-  });
-  const text = await res.text();
-  const json = text ? (JSON.parse(text) as { feeds?: Record<string, FeedAnswer> }) : {};
-  return { status: res.status, feeds: json.feeds ?? {}, text, cookies: res.headers.getSetCookie() };
-}
-
-function expectStatus(answer: { status: number; text: string }, status: number): void {
-  if (answer.status !== status) {
-    throw new Error(`expected ${status}, got ${answer.status}: ${answer.text.slice(0, 300)}`);
-  }
-}
 
 let db: TestDatabase;
 let writer: Client;
