@@ -1,5 +1,5 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
-import { MODULE_PATH, VERSION_METADATA } from '@nestjs/common/constants';
+import { HOST_METADATA, MODULE_PATH, VERSION_METADATA } from '@nestjs/common/constants';
 import type { VersionValue } from '@nestjs/common/interfaces';
 import { DiscoveryService, MetadataScanner, ModulesContainer } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
@@ -30,6 +30,8 @@ export interface PollRoute {
     modulePath?: string;
     controllerVersion?: VersionValue;
     methodVersion?: VersionValue;
+    /** `@Controller({host})`: the host names the controller answers for, if bound to some. */
+    host?: string | RegExp | (string | RegExp)[];
   };
 }
 
@@ -116,6 +118,7 @@ export class PollRoutesExplorer implements OnModuleInit {
             modulePath,
             controllerVersion: Reflect.getMetadata(VERSION_METADATA, instance.constructor),
             methodVersion: Reflect.getMetadata(VERSION_METADATA, handler),
+            host: Reflect.getMetadata(HOST_METADATA, instance.constructor),
           },
         });
       }

@@ -8,11 +8,13 @@ import {
 } from '@nestjs/common';
 import { APP_GUARD, REQUEST } from '@nestjs/core';
 import type { Request } from 'express';
+import { request } from 'node:http';
 import { Client } from 'pg';
 import { createItemsTable } from '../support/polling-app';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { batch, expectStatus, startApp, type Started } from './feed-app';
 import {
+  AdminHostFeedController,
   PassthroughFeedController,
   RequestUser,
   ScopedBatchController,
@@ -189,5 +191,47 @@ describe.each([
     const answer = await batch(host.url, { '/versioned/15/changes': null }, versionHeaders(v));
     expectStatus(answer, 200);
     expect(answer.feeds['/versioned/15/changes'].body).toMatchObject({ version: Number(v) });
+  });
+});
+
+describe('batch poll with a host-bound controller', () => {
+  let host: Started;
+
+  beforeAll(async () => {
+    host = await startApp(db, { controllers: [AdminHostFeedController, ScopedBatchController] });
+  }, 30_000);
+
+  afterAll(() => host?.close());
+
+  /** A request as if to `hostname` (the app listens on 127.0.0.1). */
+  function hostRequest(path: string, hostname: string, body?: unknown) {
+    const { port } = new URL(host.url);
+    return new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          path,
+          method: body === undefined ? 'GET' : 'POST',
+          headers: { host: `${hostname}:${port}`, 'content-type': 'application/json' },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body === undefined ? undefined : JSON.stringify(body));
+    });
+  }
+
+  it('serves the feed only to requests for its host, as its GET does', async () => {
+    expect((await hostRequest('/admin/16/changes', 'admin.localhost')).status).toBe(200);
+    expect((await hostRequest('/admin/16/changes', 'www.localhost')).status).toBe(404);
+    const feeds = { feeds: { '/admin/16/changes': null } };
+    expectStatus(await hostRequest('/poll', 'admin.localhost', feeds), 200);
+    expectStatus(await hostRequest('/poll', 'www.localhost', feeds), 400);
   });
 });

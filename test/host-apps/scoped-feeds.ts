@@ -99,3 +99,13 @@ export class ScopedBatchController {
     throw new Error('the batch interceptor answers; this body never runs');
   }
 }
+
+/** A controller bound to one host name (an admin site, say): other hosts do not reach it. */
+@Controller({ path: 'admin', host: 'admin.localhost' })
+export class AdminHostFeedController {
+  @Get(':run/changes')
+  @LongPoll({ feed: 'items', partition: 'run' })
+  changes(@PollContext() poll: PollContext) {
+    return { admin: true, ids: poll.changedIds };
+  }
+}

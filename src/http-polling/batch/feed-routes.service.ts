@@ -1,4 +1,4 @@
-import { Injectable, RequestMethod, VersioningType, type Type } from '@nestjs/common';
+import { Injectable, Logger, RequestMethod, VersioningType, type Type } from '@nestjs/common';
 import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
 import type { VersionValue, VersioningOptions } from '@nestjs/common/interfaces';
 import {
@@ -13,10 +13,11 @@ import type { ParamsFactory } from '@nestjs/core/helpers/external-context-creato
 import type { RoutePathMetadata } from '@nestjs/core/router/interfaces/route-path-metadata.interface';
 import { RoutePathFactory } from '@nestjs/core/router/route-path-factory';
 import { RouteParamsFactory } from '@nestjs/core/router/route-params-factory';
+import { RouterExplorer } from '@nestjs/core/router/router-explorer';
 import type { Request, Response } from 'express';
 import { PollRoutesExplorer, type PollRoute } from '../poll-routes.explorer';
 import { requestContext } from './request-context';
-import { PollRouteTable, type MatchedRoute, type VersionFilter } from './poll-route-table';
+import { PollRouteTable, type MatchedRoute, type RequestFilter } from './poll-route-table';
 
 /** A feed route's guards, interceptors, pipes, filters and handler, callable in-process. */
 export type FeedPipeline = (req: Request, res: Response) => Promise<unknown>;
@@ -35,6 +36,7 @@ const paramsFactory: ParamsFactory = {
  */
 @Injectable()
 export class FeedRoutes {
+  private readonly logger = new Logger('BatchPoll');
   private table: PollRouteTable | null = null;
   private readonly pipelines = new Map<PollRoute, FeedPipeline>();
 
@@ -116,6 +118,7 @@ export class FeedRoutes {
       // Snapshot (list) routes are pages, not feeds: a batch cannot name them.
       if (route.metadata.snapshot || !route.get) continue;
       const { controllerPaths, methodPaths, modulePath, methodVersion } = route.declared;
+      const hostFilter = route.declared.host ? this.hostFilter(route.declared.host) : null;
       const controllerVersion = versioning
         ? (route.declared.controllerVersion ?? versioning.defaultVersion)
         : undefined;
@@ -130,15 +133,19 @@ export class FeedRoutes {
             versioningOptions: versioning,
           } as RoutePathMetadata;
           const versioned = (methodVersion ?? controllerVersion) !== undefined;
+          const filters = [
+            versioning && versioned
+              ? this.versionFilter(paths.getVersion(options), versioning)
+              : null,
+            hostFilter,
+          ].filter((f): f is RequestFilter => f !== null);
           table.add(
             route,
             [
               ...paths.create({ ...options, globalPrefix: prefix }, RequestMethod.GET),
               ...paths.create(options, RequestMethod.GET),
             ],
-            versioning && versioned
-              ? this.versionFilter(paths.getVersion(options), versioning)
-              : null,
+            filters.length > 0 ? (req) => filters.every((accepts) => accepts(req)) : null,
           );
         }
       }
@@ -153,12 +160,31 @@ export class FeedRoutes {
   private versionFilter(
     version: VersionValue | undefined,
     versioning: VersioningOptions,
-  ): VersionFilter | null {
+  ): RequestFilter | null {
     if (version === undefined || versioning.type === VersioningType.URI) return null;
     type Handler = (req: Request, res: unknown, next: () => boolean) => boolean;
     const adapter = this.adapterHost.httpAdapter;
     const pass: Handler = () => true;
     const filter = adapter.applyVersionFilter(pass, version, versioning) as unknown as Handler;
+    return (req) => filter(req, undefined, () => false) === true;
+  }
+
+  /**
+   * Nest's router's own host filter (`@Controller({host})`, patterns like `:tenant.example.com`
+   * included), asked whether it would let a request through to the route.
+   */
+  private hostFilter(host: NonNullable<PollRoute['declared']['host']>): RequestFilter {
+    type Handler = (req: Request, res: unknown, next: () => boolean) => boolean;
+    const adapter = this.adapterHost.httpAdapter;
+    const router = { container: { getHttpAdapterRef: () => adapter }, logger: this.logger };
+    // Private in Nest 11's types; the router applies it to every host-bound route.
+    const explorer = RouterExplorer.prototype as unknown as { applyHostFilter: unknown };
+    const applyHostFilter = explorer.applyHostFilter as (
+      this: unknown,
+      host: unknown,
+      handler: Handler,
+    ) => Handler;
+    const filter = applyHostFilter.call(router, host, () => true);
     return (req) => filter(req, undefined, () => false) === true;
   }
 

@@ -7,15 +7,15 @@ export interface MatchedRoute {
 }
 
 /**
- * Whether a request asks for this route's API version: header, media-type and custom versioning
- * choose among routes of one path by the request, not by the path.
+ * Whether a request reaches this route other than by its path: header, media-type and custom
+ * versioning choose among routes of one path by the request, `@Controller({host})` by its host.
  */
-export type VersionFilter = (req: Request) => boolean;
+export type RequestFilter = (req: Request) => boolean;
 
 interface Template {
   route: PollRoute;
   segments: string[];
-  accepts: VersionFilter | null;
+  accepts: RequestFilter | null;
 }
 
 /**
@@ -26,10 +26,10 @@ export class PollRouteTable {
   private readonly templates: Template[] = [];
 
   /**
-   * `paths`: every full path template of `route` a client may name; `accepts`: the route's
-   * version filter, when the version is not in the path.
+   * `paths`: every full path template of `route` a client may name; `accepts`: what else the
+   * request must match (its version, when not in the path; its host).
    */
-  add(route: PollRoute, paths: readonly string[], accepts: VersionFilter | null = null): void {
+  add(route: PollRoute, paths: readonly string[], accepts: RequestFilter | null = null): void {
     for (const path of new Set(paths)) {
       if (!/^[A-Za-z0-9_\-./:]*$/.test(path)) continue;
       this.templates.push({ route, segments: path.split('/').filter(Boolean), accepts });
