@@ -171,7 +171,10 @@ export class BatchPollInterceptor implements NestInterceptor {
     }
     const check = await watch.check(f.feed, f.since);
     if (check.kind !== 'changes') {
-      if (first) await this.runRoute(f, req, { mode: 'probe' }, first);
+      // The route runs (its guards at least) even when the feed did not change: a refusal is
+      // the feed's answer (or fails the batch).
+      const refused = first ? await this.runRoute(f, req, { mode: 'probe' }, first) : null;
+      if (refused) return refused;
       if (check.kind === 'none') return null;
       const refetch = mustRefetch(check.cursor, check.reason);
       return { status: 409, cursor: check.cursor, body: refetch.getResponse() };
@@ -210,7 +213,11 @@ export class BatchPollInterceptor implements NestInterceptor {
         ? { status: captured.statusCode, body: captured.body }
         : { status: 200, body: value };
     } catch (error) {
-      answer = this.errorAnswer(error);
+      // An exception filter of the route that wrote an answer made it the feed's answer (Nest's
+      // external context rethrows after a filter that returns nothing, as HTTP filters do).
+      answer = captured.written
+        ? { status: captured.statusCode, body: captured.body }
+        : this.errorAnswer(error);
     }
     // Cookies the route set (a refreshed session, say) reach the client as on its own GET.
     for (const cookie of captured.cookies) {
@@ -219,8 +226,10 @@ export class BatchPollInterceptor implements NestInterceptor {
     if (first && answer.status >= 400 && answer.status !== 409) {
       throw new HttpException(answer.body ?? 'feed route refused the request', answer.status);
     }
+    // Refused before the poll (a filter may have made it a 200): answered now, with no cursor,
+    // as the feed's own GET would be; a probe is not held on a feed it may not read.
+    if (!member.reached || answer.status >= 400) return answer;
     if (member.mode === 'probe') return null;
-    if (answer.status >= 400) return answer;
     return { status: answer.status, cursor: member.context.cursor, body: answer.body };
   }
 
