@@ -136,3 +136,26 @@ describe('pipes, a query DTO, a custom decorator and @Req() in a feed route', ()
     expectStatus(answer, 400);
   });
 });
+
+describe('oversized batches', () => {
+  it('refuses 1,000 feeds with 400 (more than maxFeeds)', async () => {
+    const feeds = Object.fromEntries(
+      Array.from({ length: 1000 }, (_, i) => [`/members/${i}/typed`, null]),
+    );
+    const answer = await batch(host.url, feeds);
+    expectStatus(answer, 400);
+    expect(JSON.parse(answer.text)).toMatchObject({ statusCode: 400 });
+  });
+
+  it('refuses a 10 MB body with 413 in JSON, and keeps serving', async () => {
+    const res = await fetch(`${host.url}/poll`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ feeds: { '/members/1/typed': 'x'.repeat(10 * 1024 * 1024) } }),
+    });
+    expect(res.status).toBe(413);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    await res.arrayBuffer();
+    expectStatus(await batch(host.url, { '/members/27/typed': null }), 200);
+  });
+});
