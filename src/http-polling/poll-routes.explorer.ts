@@ -1,14 +1,21 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
-import { MODULE_PATH, VERSION_METADATA } from '@nestjs/common/constants';
+import { HOST_METADATA, MODULE_PATH, VERSION_METADATA } from '@nestjs/common/constants';
 import type { VersionValue } from '@nestjs/common/interfaces';
 import { DiscoveryService, MetadataScanner, ModulesContainer } from '@nestjs/core';
+import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
 import { InjectPollingOptions } from '../polling.tokens';
 import { PollingConfigError, type ResolvedOptions } from '../resolve-options';
 import { PollMetadataAccessor } from './poll-metadata.accessor';
 import type { PollRouteMetadata } from './poll-route-options.interface';
 
 export interface PollRoute {
+  /**
+   * The controller's instance. For a request-scoped controller (or one with a request-scoped
+   * dependency or enhancer) it is an empty prototype: each request gets its own from `wrapper`.
+   */
   controller: object;
+  /** Nest's wrapper of the controller: its scope, its module, its per-request instances. */
+  wrapper: InstanceWrapper;
   methodName: string;
   metadata: PollRouteMetadata;
   /** The key of the controller's module in Nest's container (its enhancers live there). */
@@ -23,6 +30,8 @@ export interface PollRoute {
     modulePath?: string;
     controllerVersion?: VersionValue;
     methodVersion?: VersionValue;
+    /** `@Controller({host})`: the host names the controller answers for, if bound to some. */
+    host?: string | RegExp | (string | RegExp)[];
   };
 }
 
@@ -98,6 +107,7 @@ export class PollRoutesExplorer implements OnModuleInit {
           : undefined;
         this.found.push({
           controller: instance,
+          wrapper,
           methodName,
           metadata,
           moduleKey: wrapper.host?.token ?? '',
@@ -108,6 +118,7 @@ export class PollRoutesExplorer implements OnModuleInit {
             modulePath,
             controllerVersion: Reflect.getMetadata(VERSION_METADATA, instance.constructor),
             methodVersion: Reflect.getMetadata(VERSION_METADATA, handler),
+            host: Reflect.getMetadata(HOST_METADATA, instance.constructor),
           },
         });
       }

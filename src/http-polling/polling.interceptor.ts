@@ -55,6 +55,7 @@ export class PollingInterceptor implements NestInterceptor {
     const req = context.switchToHttp().getRequest<PollRequest>();
     const member = req[BATCH_MEMBER];
     if (member) {
+      member.reached = true;
       // Run in-process by a batch poll, which already asked the core for this feed.
       if (member.mode === 'probe') return of(undefined);
       return this.run(context, member.context, req, next);

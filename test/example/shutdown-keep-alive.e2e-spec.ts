@@ -159,4 +159,56 @@ describe('SIGTERM with polls held by keep-alive clients (built example, own proc
     expect(lateStatus).toBe(503);
     await Promise.all(followers.map((f) => f.done));
   }, 60_000);
+
+  it(`ends ${CLIENTS} open SSE streams of reconnecting clients and exits within 5 s`, async () => {
+    app = await ExampleProcess.start('shutdown-sse', {
+      DATABASE_URL: db.url,
+      MIGRATE_ON_START: '1',
+    });
+    const url = `${app.url}/channels/general/stream`;
+    const ends: string[] = [];
+    // A stream client that opens again as soon as its stream ends (EventSource with a short
+    // retry), until a request fails: the server is gone.
+    const streams = Array.from({ length: CLIENTS }, async () => {
+      for (;;) {
+        try {
+          const res = await fetch(url, { headers: USER1 });
+          const text = await res.text();
+          ends.push(
+            res.status === 200
+              ? text.match(/: shutdown\n/)
+                ? 'shutdown'
+                : text
+              : String(res.status),
+          );
+        } catch {
+          return;
+        }
+        await sleep(RETRY_MS);
+      }
+    });
+    await waitFor(
+      async () => {
+        const res = await fetch(`${app!.url}/metrics`);
+        return parsePrometheusText(await res.text()).value('polling_held_requests') >= CLIENTS;
+      },
+      { timeoutMs: 10_000, intervalMs: 50, message: 'the streams were not all open' },
+    );
+
+    const signalled = performance.now();
+    const exit = app
+      .whenExited()
+      .then((e: ProcessExit) => ({ ...e, afterMs: performance.now() - signalled }));
+    app.stop('SIGTERM').catch(() => undefined);
+    const late = sleep(EXIT_WITHIN_MS + 5000, null, { ref: false });
+    const ended = await Promise.race([exit, late]);
+
+    expect(ended).not.toBeNull();
+    expect(ended!.code === 0 || ended!.signal === 'SIGTERM').toBe(true);
+    expect(ended!.afterMs).toBeLessThan(EXIT_WITHIN_MS);
+    await Promise.all(streams);
+    // Every open stream was told (": shutdown"); reconnects were refused (503).
+    expect(ends.filter((end) => end !== 'shutdown' && end !== '503')).toEqual([]);
+    expect(ends.filter((end) => end === 'shutdown')).toHaveLength(CLIENTS);
+  }, 60_000);
 });

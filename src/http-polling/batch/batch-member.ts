@@ -7,7 +7,14 @@ import type { PollContext } from '../poll-route-options.interface';
  * handler (the feed did not change, but a guard that refuses must still fail the batch);
  * `handle` runs the handler with this PollContext.
  */
-export type BatchMember = { mode: 'probe' } | { mode: 'handle'; context: PollContext };
+export type BatchMember = ({ mode: 'probe' } | { mode: 'handle'; context: PollContext }) & {
+  /**
+   * Set by the route's interceptor when the request gets that far. A route that answered without
+   * it (a guard refused, an exception filter wrote the answer, an interceptor answered) refused
+   * the feed, whatever status its answer has.
+   */
+  reached?: boolean;
+};
 
 export const BATCH_MEMBER = Symbol('nestjs-polling:batch-member');
 

@@ -121,7 +121,9 @@ export class BatchPollInterceptor implements NestInterceptor {
     const question = key.indexOf('?');
     const path = question < 0 ? key : key.slice(0, question);
     const query = question < 0 ? '' : key.slice(question + 1);
-    const match = this.routes.match(path);
+    // The GET the client would send, for a route chosen by the request (header versioning).
+    const get = feedRequest(req, path, query, {});
+    const match = this.routes.match(path, get);
     if (!match) throw new BadRequestException(`unknown feed "${key.slice(0, 60)}"`);
     const cursor = since === null ? null : this.checker.decode(since);
     if (since !== null && !cursor) {
@@ -174,7 +176,10 @@ export class BatchPollInterceptor implements NestInterceptor {
     }
     const check = await watch.check(f.feed, f.since);
     if (check.kind !== 'changes') {
-      if (first) await this.runRoute(f, { mode: 'probe' }, first, batchRes);
+      // The route runs (its guards at least) even when the feed did not change: a refusal is
+      // the feed's answer (or fails the batch).
+      const refused = first ? await this.runRoute(f, { mode: 'probe' }, first, batchRes) : null;
+      if (refused) return refused;
       if (check.kind === 'none') return null;
       const refetch = mustRefetch(check.cursor, check.reason);
       return { status: 409, cursor: check.cursor, body: refetch.getResponse() };
@@ -197,10 +202,11 @@ export class BatchPollInterceptor implements NestInterceptor {
     first: boolean,
     batchRes: Response,
   ): Promise<BatchFeedAnswer | null> {
-    const captured = new CapturedResponse();
+    const captured = new CapturedResponse(batchRes);
     const res = captured as unknown as Response;
     const feedReq = f.request;
     serveAs(feedReq, member, res);
+    captured.req = feedReq;
     let answer: BatchFeedAnswer;
     try {
       const authorize = f.route.metadata.authorize;
@@ -214,7 +220,15 @@ export class BatchPollInterceptor implements NestInterceptor {
         ? { status: captured.statusCode, body: captured.body }
         : { status: 200, body: value };
     } catch (error) {
-      answer = this.errorAnswer(error);
+      // An exception filter of the route that wrote an answer made it the feed's answer (Nest's
+      // external context rethrows after a filter that returns nothing, as HTTP filters do).
+      answer = captured.written
+        ? { status: captured.statusCode, body: captured.body }
+        : this.errorAnswer(error);
+    }
+    // Cookies the route set (a refreshed session, say) reach the client as on its own GET.
+    for (const cookie of captured.cookies) {
+      if (!batchRes.headersSent) batchRes.append('Set-Cookie', cookie);
     }
     if (first && answer.status >= 400 && answer.status !== 409) {
       // The route's refusal is the batch's, with when to ask again (a throttler's 429).
@@ -224,8 +238,10 @@ export class BatchPollInterceptor implements NestInterceptor {
       }
       throw new HttpException(answer.body ?? 'feed route refused the request', answer.status);
     }
+    // Refused before the poll (a filter may have made it a 200): answered now, with no cursor,
+    // as the feed's own GET would be; a probe is not held on a feed it may not read.
+    if (!member.reached || answer.status >= 400) return answer;
     if (member.mode === 'probe') return null;
-    if (answer.status >= 400) return answer;
     return { status: answer.status, cursor: member.context.cursor, body: answer.body };
   }
 

@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import { REQUEST_CONTEXT_ID } from '@nestjs/core/router/request/request-constants';
 import { EventEmitter } from 'node:events';
 import { BATCH_MEMBER, type BatchMember, type BatchMemberRequest } from './batch-member';
 
@@ -40,6 +41,8 @@ export function feedRequest(
     body: own(undefined),
     res: own(undefined),
     [BATCH_MEMBER]: own(undefined),
+    // Its own DI context, made when a request-scoped route runs (not the batch request's).
+    [REQUEST_CONTEXT_ID]: own(undefined),
   }) as BatchMemberRequest;
 }
 
@@ -50,6 +53,21 @@ export function serveAs(request: BatchMemberRequest, member: BatchMember, res: R
 }
 
 /**
+ * Express response helpers that only read and write headers (through get/set/getHeader/setHeader),
+ * so they work on a captured response as well.
+ */
+const EXPRESS_HEADER_HELPERS = [
+  'append',
+  'attachment',
+  'clearCookie',
+  'contentType',
+  'cookie',
+  'links',
+  'location',
+  'vary',
+] as const;
+
+/**
  * Where a feed route's answer goes inside a batch: nothing reaches the client's socket. A route
  * or exception filter that writes (`res.status(403).json(...)`) is recorded as that feed's answer.
  */
@@ -58,7 +76,33 @@ export class CapturedResponse extends EventEmitter {
   body: unknown = undefined;
   written = false;
   readonly locals: Record<string, unknown> = {};
+  /** The feed's request, as `res.req` (Express's cookie helper reads it). */
+  req: Request | undefined;
   private readonly headers = new Map<string, unknown>();
+
+  /**
+   * `express`: the batch's real response, whose Express helpers (`cookie`, `append`, `vary`,
+   * ...) this one offers too, over its own captured headers, so a route that uses them through
+   * `@Res({passthrough: true})` works inside a batch as on its own GET.
+   */
+  constructor(express: Response) {
+    super();
+    const helpers = express as unknown as Record<string, unknown>;
+    for (const name of EXPRESS_HEADER_HELPERS) {
+      const helper = helpers[name];
+      if (typeof helper !== 'function') continue;
+      Object.defineProperty(this, name, {
+        value: (...args: unknown[]) => (helper as (...a: unknown[]) => unknown).apply(this, args),
+      });
+    }
+  }
+
+  /** Set-Cookie headers the route set: the batch answer carries them to the client. */
+  get cookies(): string[] {
+    const value = this.headers.get('set-cookie');
+    if (value === undefined) return [];
+    return (Array.isArray(value) ? value : [value]).map(String);
+  }
 
   get headersSent(): boolean {
     return this.written;

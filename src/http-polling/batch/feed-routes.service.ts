@@ -1,14 +1,23 @@
-import { Injectable, RequestMethod } from '@nestjs/common';
+import { Injectable, Logger, RequestMethod, VersioningType, type Type } from '@nestjs/common';
 import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
-import { ApplicationConfig, ExternalContextCreator, ModuleRef } from '@nestjs/core';
+import type { VersionValue, VersioningOptions } from '@nestjs/common/interfaces';
+import {
+  ApplicationConfig,
+  type ContextId,
+  ExternalContextCreator,
+  HttpAdapterHost,
+  ModuleRef,
+} from '@nestjs/core';
 import type { ParamsFactory } from '@nestjs/core/helpers/external-context-creator';
 // Nest's own route path and parameter rules, so batch keys are exactly the paths Nest serves.
 import type { RoutePathMetadata } from '@nestjs/core/router/interfaces/route-path-metadata.interface';
 import { RoutePathFactory } from '@nestjs/core/router/route-path-factory';
 import { RouteParamsFactory } from '@nestjs/core/router/route-params-factory';
+import { RouterExplorer } from '@nestjs/core/router/router-explorer';
 import type { Request, Response } from 'express';
 import { PollRoutesExplorer, type PollRoute } from '../poll-routes.explorer';
-import { PollRouteTable, type MatchedRoute } from './poll-route-table';
+import { requestContext } from './request-context';
+import { PollRouteTable, type MatchedRoute, type RequestFilter } from './poll-route-table';
 
 /** A feed route's guards, interceptors, pipes, filters and handler, callable in-process. */
 export type FeedPipeline = (req: Request, res: Response) => Promise<unknown>;
@@ -27,6 +36,7 @@ const paramsFactory: ParamsFactory = {
  */
 @Injectable()
 export class FeedRoutes {
+  private readonly logger = new Logger('BatchPoll');
   private table: PollRouteTable | null = null;
   private readonly guarded = new Map<PollRoute, FeedPipeline>();
   private readonly admitted = new Map<PollRoute, FeedPipeline>();
@@ -35,31 +45,57 @@ export class FeedRoutes {
     private readonly explorer: PollRoutesExplorer,
     private readonly moduleRef: ModuleRef,
     private readonly contexts: ExternalContextCreator,
+    private readonly adapterHost: HttpAdapterHost,
   ) {}
 
-  match(path: string): MatchedRoute | null {
+  /** The route a GET of `path` reaches; `req` (that GET) picks the version when not in the path. */
+  match(path: string, req: Request): MatchedRoute | null {
     this.table ??= this.build();
-    return this.table.match(path);
+    return this.table.match(path, req);
   }
 
   /**
    * The route's own request pipeline, as Nest runs it for a GET (middleware aside). Without
    * `guards` for a request its guards already admitted: a batch feed that runs again after a
    * wake-up (`authorize` re-checks access then, as for a held poll), so a guard with a side
-   * effect, a throttler's count, sees each batch request once.
+   * effect, a throttler's count, sees each batch request once. A route whose controller is
+   * request-scoped (a request-scoped dependency, guard, interceptor or pipe makes it so, an
+   * app-wide one too) gets, like Nest's router gives it, its own controller and enhancers per
+   * request, made for that feed's request.
    */
   pipeline(route: PollRoute, guards: boolean): FeedPipeline {
+    if (!route.wrapper.isDependencyTreeStatic()) {
+      return async (req, res) => {
+        const contextId = requestContext(
+          req,
+          this.moduleRef,
+          route.wrapper.isDependencyTreeDurable(),
+        );
+        // The controller's own module resolves it (a class may be a controller of two modules).
+        const host = route.wrapper.host!.providers.get(ModuleRef)!.instance as ModuleRef;
+        const type = route.wrapper.token as Type<object>;
+        const instance = await host.resolve(type, contextId, { strict: true });
+        const run = this.create(route, guards, instance, contextId, route.wrapper.id);
+        return run(req, res);
+      };
+    }
     const pipelines = guards ? this.guarded : this.admitted;
     let pipeline = pipelines.get(route);
     if (!pipeline) {
-      pipeline = this.create(route, guards);
+      pipeline = this.create(route, guards, route.controller, undefined, undefined);
       pipelines.set(route, pipeline);
     }
     return pipeline;
   }
 
-  private create(route: PollRoute, guards: boolean): FeedPipeline {
-    const controller = route.controller as Record<string, (...args: unknown[]) => unknown>;
+  private create(
+    route: PollRoute,
+    guards: boolean,
+    instance: object,
+    contextId: ContextId | undefined,
+    inquirerId: string | undefined,
+  ): FeedPipeline {
+    const controller = instance as Record<string, (...args: unknown[]) => unknown>;
     // The creator finds a host's module among providers; a controller is not one, so name its
     // module (where its guards, interceptors and pipes are resolved).
     const creator = Object.create(this.contexts) as ExternalContextCreator;
@@ -70,8 +106,8 @@ export class FeedRoutes {
       route.methodName,
       ROUTE_ARGS_METADATA,
       paramsFactory,
-      undefined,
-      undefined,
+      contextId,
+      inquirerId,
       { guards, interceptors: true, filters: true },
       'http',
     );
@@ -88,6 +124,7 @@ export class FeedRoutes {
       // Snapshot (list) routes are pages, not feeds: a batch cannot name them.
       if (route.metadata.snapshot || !route.get) continue;
       const { controllerPaths, methodPaths, modulePath, methodVersion } = route.declared;
+      const hostFilter = route.declared.host ? this.hostFilter(route.declared.host) : null;
       const controllerVersion = versioning
         ? (route.declared.controllerVersion ?? versioning.defaultVersion)
         : undefined;
@@ -101,14 +138,60 @@ export class FeedRoutes {
             methodVersion,
             versioningOptions: versioning,
           } as RoutePathMetadata;
-          table.add(route, [
-            ...paths.create({ ...options, globalPrefix: prefix }, RequestMethod.GET),
-            ...paths.create(options, RequestMethod.GET),
-          ]);
+          const versioned = (methodVersion ?? controllerVersion) !== undefined;
+          const filters = [
+            versioning && versioned
+              ? this.versionFilter(paths.getVersion(options), versioning)
+              : null,
+            hostFilter,
+          ].filter((f): f is RequestFilter => f !== null);
+          table.add(
+            route,
+            [
+              ...paths.create({ ...options, globalPrefix: prefix }, RequestMethod.GET),
+              ...paths.create(options, RequestMethod.GET),
+            ],
+            filters.length > 0 ? (req) => filters.every((accepts) => accepts(req)) : null,
+          );
         }
       }
     }
     return table;
+  }
+
+  /**
+   * The HTTP adapter's own version filter (the one Nest puts before the route), asked whether it
+   * would let a request through to the route. URI versions are in the path: no filter.
+   */
+  private versionFilter(
+    version: VersionValue | undefined,
+    versioning: VersioningOptions,
+  ): RequestFilter | null {
+    if (version === undefined || versioning.type === VersioningType.URI) return null;
+    type Handler = (req: Request, res: unknown, next: () => boolean) => boolean;
+    const adapter = this.adapterHost.httpAdapter;
+    const pass: Handler = () => true;
+    const filter = adapter.applyVersionFilter(pass, version, versioning) as unknown as Handler;
+    return (req) => filter(req, undefined, () => false) === true;
+  }
+
+  /**
+   * Nest's router's own host filter (`@Controller({host})`, patterns like `:tenant.example.com`
+   * included), asked whether it would let a request through to the route.
+   */
+  private hostFilter(host: NonNullable<PollRoute['declared']['host']>): RequestFilter {
+    type Handler = (req: Request, res: unknown, next: () => boolean) => boolean;
+    const adapter = this.adapterHost.httpAdapter;
+    const router = { container: { getHttpAdapterRef: () => adapter }, logger: this.logger };
+    // Private in Nest 11's types; the router applies it to every host-bound route.
+    const explorer = RouterExplorer.prototype as unknown as { applyHostFilter: unknown };
+    const applyHostFilter = explorer.applyHostFilter as (
+      this: unknown,
+      host: unknown,
+      handler: Handler,
+    ) => Handler;
+    const filter = applyHostFilter.call(router, host, () => true);
+    return (req) => filter(req, undefined, () => false) === true;
   }
 
   /**
