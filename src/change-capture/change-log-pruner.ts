@@ -117,6 +117,7 @@ export class ChangeLogPruner {
 
   private async pruneChangeLog(): Promise<number> {
     const client = await this.connect();
+    await this.queries.forgetGoneReaders(client);
     const bound = await this.queries.pruneBound(client);
     if (bound === null) return 0; // no live reader: it may still need every row
     const { maxAgeMs, maxRows } = this.options.retention;

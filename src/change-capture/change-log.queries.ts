@@ -156,6 +156,21 @@ export class ChangeLogQueries {
     return rows[0] ?? null;
   }
 
+  /**
+   * Deletes reader-state rows not written for a day (replicas with an in-memory index have one
+   * each, named per process): pruning ignores them after 10 minutes already. Skipped for a role
+   * without DELETE on the table.
+   */
+  async forgetGoneReaders(client: Client): Promise<void> {
+    try {
+      await client.query(
+        `DELETE FROM ${this.s}.polling_reader_state WHERE updated_at < now() - interval '1 day'`,
+      );
+    } catch (error) {
+      if ((error as { code?: string }).code !== '42501') throw error; // insufficient privilege
+    }
+  }
+
   /** The newest row beyond the newest `maxRows` (it and all before it are past retention). */
   async overflowEnd(client: Client, maxRows: number): Promise<ChangeLogCursor | null> {
     const { rows } = await client.query<{ xid: string; id: string }>(

@@ -293,8 +293,8 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     if (pruneDue || now - chores.stateWrite >= STATE_WRITE_MS) {
       chores.stateWrite = now;
       await this.queries.writeReaderState(client, {
-        // Named like the index: two indexes of this change log must never share one row.
-        indexKey: this.keys.prefix,
+        // One row per index: two indexes of this change log must never share one.
+        indexKey: this.keys.readerState,
         leader: this.bus.instanceId,
         generation: state.generation,
         position: state.position,

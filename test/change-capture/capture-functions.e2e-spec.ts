@@ -117,7 +117,9 @@ describe('capture functions: one per feed, callable by writers without grants', 
       await owner.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON north TO ${role}`);
       // The app's own role: the grants the README lists for the reader (migrations as the owner).
       await owner.query(`GRANT SELECT, DELETE ON polling_changes TO ${appRole}`);
-      await owner.query(`GRANT SELECT, INSERT, UPDATE ON polling_reader_state TO ${appRole}`);
+      await owner.query(
+        `GRANT SELECT, INSERT, UPDATE, DELETE ON polling_reader_state TO ${appRole}`,
+      );
       await owner.query(`GRANT SELECT ON polling_tracked_tables TO ${appRole}`);
       await owner.query(`GRANT SELECT, UPDATE ON SEQUENCE polling_wake_gate TO ${appRole}`);
       const appUrl = new URL(db.url);
