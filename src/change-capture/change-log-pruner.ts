@@ -105,13 +105,17 @@ export class ChangeLogPruner {
     const { maxAgeMs, maxRows } = this.options.retention;
     const head = await this.index.head();
     if (head === null) return;
+    const now = Date.now();
     let floor = maxRows === null ? 0 : head.position - maxRows;
     let forget = maxRows === null ? 0 : head.position - 2 * maxRows;
     if (maxAgeMs !== null) {
-      const now = Date.now();
       floor = Math.max(floor, await this.index.expiredPosition(now - maxAgeMs));
       forget = Math.max(forget, await this.index.expiredPosition(now - 2 * maxAgeMs));
     }
+    // However short the retention (fewer rows than one long poll sees written), a quiet feed's
+    // cursor outlives two of the longest holds: a client that keeps polling never reloads.
+    const holdMs = this.options.http.maxWaitS * 1000;
+    forget = Math.min(forget, await this.index.expiredPosition(now - 2 * holdMs));
     if (floor > 0) await this.index.trim(floor, Math.max(forget, 0));
   }
 
