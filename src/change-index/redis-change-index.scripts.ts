@@ -145,10 +145,11 @@ if upTo > floor then
   floor = upTo
   redis.call('HSET', KEYS[1], 'floor', string.format('%.0f', floor))
 end
+-- An index without a forget line (written before there was one) forgot everything below its floor.
 local forgot = tonumber(meta[3] or meta[2] or '0')
 local forgetTo = math.min(tonumber(ARGV[3]), floor)
-if forgetTo > forgot then
-  forgot = forgetTo
+if forgetTo > forgot then forgot = forgetTo end
+if not meta[3] or forgot > tonumber(meta[3]) then
   redis.call('HSET', KEYS[1], 'forgot', string.format('%.0f', forgot))
 end
 local bound = string.format('%.0f', floor)
