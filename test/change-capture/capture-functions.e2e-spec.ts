@@ -4,6 +4,7 @@ import { installChangeLogSql, PollingConfigError } from '../../src';
 import { adminUrl, createTestDatabase, type TestDatabase } from '../support/test-database';
 import { waitFor } from '../support/wait-for';
 import { indexedChanges, startPollingApp, type PollingApp } from '../support/polling-app';
+import { captureTriggerName } from '../../src/change-capture/schema/schema-name';
 
 // Two feeds that share their first 50 characters: cut to 63 bytes, their old function names
 // (`polling_capture_<feed>`) were the same.
@@ -64,13 +65,15 @@ describe('capture functions: one per feed, callable by writers without grants', 
   });
 
   it("fails start-up with a clear PollingConfigError when a table's trigger calls another table's function", async () => {
+    const insert = captureTriggerName('public', 'insert');
     const { rows } = await owner.query(
       `SELECT tgfoid::regprocedure::text AS fn FROM pg_trigger
-       WHERE tgrelid = 'north'::regclass AND tgname = 'polling_capture_insert'`,
+       WHERE tgrelid = 'north'::regclass AND tgname = $1`,
+      [insert],
     );
-    await owner.query('DROP TRIGGER polling_capture_insert ON south');
+    await owner.query(`DROP TRIGGER ${insert} ON south`);
     await owner.query(
-      `CREATE TRIGGER polling_capture_insert AFTER INSERT ON south
+      `CREATE TRIGGER ${insert} AFTER INSERT ON south
        REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${rows[0].fn}`,
     );
     const started = startPollingApp({
