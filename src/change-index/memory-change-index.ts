@@ -205,10 +205,14 @@ export class MemoryChangeIndex implements ChangeIndex {
       }
     }
     state.start = end;
-    // Nothing of the feed is left: it keeps its floor until the forget line passes it, then
+    // Nothing of the feed is left: it keeps only its floor until the forget line passes it, then
     // leaves the index, so aged-out feeds cost no memory.
-    if (state.latest.size === 0 && state.floor <= this.forgotten) feeds.delete(feed);
-    else this.maybeCompact(state);
+    if (state.latest.size === 0) {
+      if (state.floor <= this.forgotten) feeds.delete(feed);
+      else Object.assign(state, { log: [], start: 0, stale: 0 });
+    } else {
+      this.maybeCompact(state);
+    }
   }
 
   /**
