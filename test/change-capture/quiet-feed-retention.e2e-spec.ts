@@ -6,15 +6,15 @@ import { createItemsTable } from '../support/polling-app';
 import { deleteKeys, redisUrl, uniquePrefix } from '../support/redis-test';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 
-const MAX_AGE_MS = 2500;
-const FOLLOW_MS = 8000;
+const MAX_AGE_MS = 4000;
+const FOLLOW_MS = 9000;
 
 /**
  * Index retention must not turn a quiet feed's followers away. While other feeds keep changing,
  * the index floor rises at every prune round; a client that keeps long-polling a feed that never
  * changes (or whose last change aged out) holds a current cursor and must never get a 409: it
  * missed nothing, and a 409 makes it reload its whole state (every quiet feed's client, once per
- * prune round). Its holds (1 s) are within the retention (2.5 s) or, where the retention is
+ * prune round). Its holds (1 s) are within the retention (4 s) or, where the retention is
  * shorter than one poll (20 rows), within the minimum time a quiet feed's floor is remembered.
  */
 describe.each([
