@@ -68,6 +68,10 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   private liveNow = false;
   private liveWaiters: (() => void)[] = [];
   private currentRole: ReaderRole = 'starting';
+  /** What this reader stores as the index's id if the store has none (see ChangeIndex.claimId). */
+  private readonly candidateId = randomBytes(6).toString('hex');
+  /** The index id this reader holds the leader lock for. */
+  private leadingId = '';
   /** The index head this process last announced on the bus (as leader). */
   private announced: { generation: string; position: number } | null = null;
   private currentLag: ReaderLag = {
@@ -194,14 +198,18 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
 
   /** Waits for the leader lock; returns false when stopped first. Follows the index meanwhile. */
   private async becomeLeader(connection: ReaderConnection): Promise<boolean> {
-    // One lock per index: named like the index, after the change log it is built from.
-    const lockKey = this.keys.leaderLock;
     while (!this.stopped) {
+      // One lock per index: named after the change log it is built from and the store it lives
+      // in (two Redis servers with one keyPrefix hold two indexes, each needs its own leader).
+      const id = await this.index.claimId(this.candidateId);
       const [row] = await connection.query<{ ok: boolean }>(
         'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok',
-        [lockKey],
+        [`${this.keys.leaderLock}${id}`],
       );
-      if (row.ok) return true; // lead() wakes the waiters if the head was not announced (adopt)
+      if (row.ok) {
+        this.leadingId = id;
+        return true; // lead() wakes the waiters if the head was not announced (adopt)
+      }
       this.currentRole = 'follower';
       const head = await this.index.head().catch(() => null);
       this.setLive(head !== null);
@@ -294,7 +302,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
       chores.stateWrite = now;
       await this.queries.writeReaderState(client, {
         // One row per index: two indexes of this change log must never share one.
-        indexKey: this.keys.readerState,
+        indexKey: `${this.keys.readerState}${this.leadingId}`,
         leader: this.bus.instanceId,
         generation: state.generation,
         position: state.position,
@@ -352,6 +360,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
    * memory in proportion to the retention.
    */
   private async rebuild(client: ReaderConnection['client'], reason: string): Promise<ReaderState> {
+    await this.checkIndexId();
     const cursor = await this.queries.committedEnd(client);
     const generation = Date.now().toString(36) + randomBytes(3).toString('hex');
     const message = `starting index generation ${generation} at the end of the change log: ${reason}`;
@@ -398,11 +407,22 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     return { generation: state.generation, position, cursor: { xid: last.xid, id: last.id } };
   }
 
+  /**
+   * Whether this reader still leads the index under its id: a wiped store gets this reader's id
+   * back; one that another instance gave a new id first is led under that id's lock now, so this
+   * reader elects again rather than write the index beside it.
+   */
+  private async checkIndexId(): Promise<void> {
+    if (!this.index.shared || (await this.index.claimId(this.leadingId)) === this.leadingId) return;
+    throw new Error('the index was re-created by another instance; electing its leader again');
+  }
+
   /** Notices an index that was wiped or moved on (Redis restart, FLUSHALL) while idle. */
   private async verifyIndex(
     client: ReaderConnection['client'],
     state: ReaderState,
   ): Promise<ReaderState> {
+    await this.checkIndexId();
     const head = await this.index.head();
     if (head === null || head.generation !== state.generation) {
       return this.rebuild(client, 'the index lost its generation');

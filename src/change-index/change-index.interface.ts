@@ -118,6 +118,13 @@ export interface ChangeIndex {
    * interrupted trim stopped.
    */
   trim(position: number, forget?: number): Promise<void>;
+  /**
+   * The id of the store this index lives in, set to `candidate` when it has none (a new or wiped
+   * store). Readers name their leader lock and reader-state row after it as well: two indexes of
+   * one change log (two Redis servers, one keyPrefix) must never share a leader, or one of them
+   * is never written.
+   */
+  claimId(candidate: string): Promise<string>;
   /** Releases what the index opened itself. */
   close(): Promise<void>;
 }

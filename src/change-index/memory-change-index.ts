@@ -63,6 +63,7 @@ export class MemoryChangeIndex implements ChangeIndex {
   private forgotten = 0;
   private feeds = new Map<string, FeedState>();
   private marks: TimeMark[] = [];
+  private id: string | null = null;
 
   async head(): Promise<IndexHead | null> {
     return this.current ? { ...this.current } : null;
@@ -178,6 +179,11 @@ export class MemoryChangeIndex implements ChangeIndex {
         if (this.feeds !== feeds) return; // a new generation started meanwhile
       }
     }
+  }
+
+  async claimId(candidate: string): Promise<string> {
+    this.id ??= candidate;
+    return this.id;
   }
 
   async close(): Promise<void> {

@@ -106,6 +106,12 @@ local rows = redis.call('ZRANGE', KEYS[2], '(' .. ARGV[3], '+inf', 'BYSCORE', 'L
 return {'changes', meta[1], feedMaxText, rows}
 `;
 
+/** KEYS: id. ARGV: candidate. Stores the candidate unless an id is stored; returns the id. */
+export const CLAIM_ID_SCRIPT = `
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+`;
+
 /**
  * One bounded step of starting a generation. KEYS: meta, oldest, floors, marks, gone. ARGV:
  * prefix, generation, readerXid, readerId, budget. The old generation ends at the first step (meta

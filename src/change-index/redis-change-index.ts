@@ -19,6 +19,7 @@ import type {
 import {
   APPEND_SCRIPT,
   CHANGES_SINCE_SCRIPT,
+  CLAIM_ID_SCRIPT,
   FEED_POSITION_SCRIPT,
   START_GENERATION_SCRIPT,
   TRIM_SCRIPT,
@@ -45,6 +46,7 @@ const scripts = {
   changesSince: new LuaScript(CHANGES_SINCE_SCRIPT, 3),
   startGeneration: new LuaScript(START_GENERATION_SCRIPT, 5),
   trim: new LuaScript(TRIM_SCRIPT, 5),
+  claimId: new LuaScript(CLAIM_ID_SCRIPT, 1),
 };
 
 /**
@@ -203,6 +205,12 @@ export class RedisChangeIndex implements ChangeIndex {
     // between steps, and a trim cut short is finished by the next one.
     let more = true;
     while (more) more = Number(await this.run(scripts.trim, this.indexKeys(), args)) === 1;
+  }
+
+  async claimId(candidate: string): Promise<string> {
+    // Not wiped by startGeneration: only a new or flushed store gets a new id.
+    const id = await this.run(scripts.claimId, [`${this.keyPrefix}id`], [candidate]);
+    return String(id);
   }
 
   async close(): Promise<void> {
