@@ -174,8 +174,9 @@ export class ChangeLogQueries {
   /** The newest row beyond the newest `maxRows` (it and all before it are past retention). */
   async overflowEnd(client: Client, maxRows: number): Promise<ChangeLogCursor | null> {
     const { rows } = await client.query<{ xid: string; id: string }>(
-      `SELECT xid::text AS xid, id::text AS id FROM ${this.s}.polling_changes
-       ORDER BY xid DESC, id DESC OFFSET $1 LIMIT 1`,
+      // Ordered by the columns (c.), not the text output names: as text, '9' sorts after '10'.
+      `SELECT c.xid::text AS xid, c.id::text AS id FROM ${this.s}.polling_changes c
+       ORDER BY c.xid DESC, c.id DESC OFFSET $1 LIMIT 1`,
       [maxRows],
     );
     return rows[0] ?? null;
