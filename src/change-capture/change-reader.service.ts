@@ -327,6 +327,12 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     if (BigInt(head.readerXid) >= (await this.queries.nextXid(client))) {
       return this.rebuild(client, 'the index is ahead of the change log (a restored database?)');
     }
+    // Pruning spares only what live readers (state written within 10 minutes) have not read: an
+    // index whose readers were away longer may have lost rows after its checkpoint.
+    const pruned = await this.queries.prunedThrough(client);
+    if (pruned !== null && before({ xid: head.readerXid, id: head.readerId }, pruned)) {
+      return this.rebuild(client, 'the change log was pruned past the index checkpoint');
+    }
     return this.adopt(head);
   }
 
@@ -443,6 +449,12 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
       stalledSince,
     };
   }
+}
+
+/** Whether change-log position `a` comes before `b` in (xid, id) order. */
+function before(a: ChangeLogCursor, b: ChangeLogCursor): boolean {
+  const [ax, bx] = [BigInt(a.xid), BigInt(b.xid)];
+  return ax < bx || (ax === bx && BigInt(a.id) < BigInt(b.id));
 }
 
 /** The newest commit time among the rows, for the commit-to-delivery metric. */

@@ -14,7 +14,8 @@ interface ChangesBody {
 
 /**
  * An index whose app was down for longer than the reader state's live window (10 minutes) while
- * another index of the same change log pruned it: the rows it never read are gone.
+ * another index of the same change log pruned it: the rows it never read are gone, so its
+ * followers must be told to refetch (a new generation), never given the rest with a 200.
  */
 describe('an index that comes back after the live window', () => {
   const prefix = uniquePrefix('reader-down');
@@ -45,50 +46,43 @@ describe('an index that comes back after the live window', () => {
     return { status: res.status, ids: body?.changes.map((c) => c.id) ?? [], cursor: body?.cursor };
   }
 
-  // Known gap (issue 13 review): a reader state older than 10 minutes no longer holds pruning
-  // back, and an index whose app comes back after that does not notice the rows it never read
-  // were pruned meanwhile: its follower gets the rest with a 200. Flip to it() once fixed.
-  it.failing(
-    'tells the follower of an index that was down past the live window to refetch',
-    async () => {
-      // The Redis-backed app keeps the default retention (a day): only the other app prunes.
-      const redisOptions = { keyPrefix: prefix, redis: { url: redisUrl() } };
-      const down = await startItemsApp(db.url, redisOptions);
-      const pruning = await startItemsApp(db.url, options);
-      let back: ItemsApp | null = null;
-      try {
-        const cursor = (await poll(down, null)).cursor!;
-        await new Promise((resolve) => setTimeout(resolve, 200)); // both stored their state
-        await down.close();
-        // It stays away for longer than the 10-minute live window (its row is made that old).
-        await writer.query(
-          `UPDATE polling_reader_state SET updated_at = now() - interval '11 minutes'
+  it('tells the follower of an index that was down past the live window to refetch', async () => {
+    // The Redis-backed app keeps the default retention (a day): only the other app prunes.
+    const redisOptions = { keyPrefix: prefix, redis: { url: redisUrl() } };
+    const down = await startItemsApp(db.url, redisOptions);
+    const pruning = await startItemsApp(db.url, options);
+    let back: ItemsApp | null = null;
+    try {
+      const cursor = (await poll(down, null)).cursor!;
+      await new Promise((resolve) => setTimeout(resolve, 200)); // both stored their state
+      await down.close();
+      // It stays away for longer than the 10-minute live window (its row is made that old).
+      await writer.query(
+        `UPDATE polling_reader_state SET updated_at = now() - interval '11 minutes'
          WHERE index_key NOT LIKE '%memory:%'`,
-        );
-        const { rows } = await writer.query<{ id: string }>(
-          "INSERT INTO items (run, body) SELECT 1, 'row ' || g FROM generate_series(1, 20) g RETURNING id",
-        );
-        const index = pruning.app.get<ChangeIndex>(CHANGE_INDEX);
-        const start = (await index.head())!.position;
-        await waitFor(async () => (await index.head())?.position === start + 20, {
-          message: 'the other app read the 20 changes',
-        });
-        await new Promise((resolve) => setTimeout(resolve, 1000)); // ~20 prune rounds
+      );
+      const { rows } = await writer.query<{ id: string }>(
+        "INSERT INTO items (run, body) SELECT 1, 'row ' || g FROM generate_series(1, 20) g RETURNING id",
+      );
+      const index = pruning.app.get<ChangeIndex>(CHANGE_INDEX);
+      const start = (await index.head())!.position;
+      await waitFor(async () => (await index.head())?.position === start + 20, {
+        message: 'the other app read the 20 changes',
+      });
+      await new Promise((resolve) => setTimeout(resolve, 1000)); // ~20 prune rounds
 
-        back = await startItemsApp(db.url, redisOptions);
-        let seen = await poll(back, cursor);
-        const ids = [...seen.ids];
-        while (seen.status === 200 && ids.length < 20) {
-          seen = await poll(back, seen.cursor!);
-          ids.push(...seen.ids);
-        }
-        if (seen.status !== 409) expect(ids).toEqual(rows.map((r) => r.id));
-        expect([200, 409]).toContain(seen.status);
-      } finally {
-        await back?.close();
-        await pruning.close();
+      back = await startItemsApp(db.url, redisOptions);
+      let seen = await poll(back, cursor);
+      const ids = [...seen.ids];
+      while (seen.status === 200 && ids.length < 20) {
+        seen = await poll(back, seen.cursor!);
+        ids.push(...seen.ids);
       }
-    },
-    30_000,
-  );
+      if (seen.status !== 409) expect(ids).toEqual(rows.map((r) => r.id));
+      expect([200, 409]).toContain(seen.status);
+    } finally {
+      await back?.close();
+      await pruning.close();
+    }
+  }, 30_000);
 });
