@@ -367,7 +367,11 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
    */
   private async rebuild(client: ReaderConnection['client'], reason: string): Promise<ReaderState> {
     await this.checkIndexId();
-    const cursor = await this.queries.committedEnd(client);
+    // Never below the pruned-through mark: a log that pruning emptied ends at (0, 0), and a
+    // generation starting there would look pruned past at the next lead and start again.
+    const end = await this.queries.committedEnd(client);
+    const pruned = await this.queries.prunedThrough(client);
+    const cursor = pruned !== null && before(end, pruned) ? pruned : end;
     const generation = Date.now().toString(36) + randomBytes(3).toString('hex');
     const message = `starting index generation ${generation} at the end of the change log: ${reason}`;
     // A first start is routine; a lost index is worth a warning.

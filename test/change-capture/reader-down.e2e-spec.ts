@@ -1,8 +1,10 @@
 import Redis from 'ioredis';
 import { Client } from 'pg';
+import { ChangeReader } from '../../src';
 import { CHANGE_INDEX, type ChangeIndex } from '../../src/change-index/change-index.interface';
 import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
 import { createItemsTable } from '../support/polling-app';
+import { OwnedRedisServer } from '../support/redis-server';
 import { deleteKeys, redisUrl, uniquePrefix } from '../support/redis-test';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { waitFor } from '../support/wait-for';
@@ -83,6 +85,50 @@ describe('an index that comes back after the live window', () => {
     } finally {
       await back?.close();
       await pruning.close();
+    }
+  }, 30_000);
+
+  it('keeps its generation across a reconnect after a rebuild on a change log pruning emptied', async () => {
+    // A database of its own: the first test's readers still count as live in this one.
+    const own = await createTestDatabase();
+    await createItemsTable(own);
+    const ownWriter = new Client(own.config);
+    await ownWriter.connect();
+    const redis = await OwnedRedisServer.start();
+    const app = await startItemsApp(own.url, {
+      redis: { url: redis.url },
+      retention: { maxAgeMs: 500 },
+      reader: { pruneIntervalMs: 100 },
+    });
+    try {
+      await ownWriter.query(
+        "INSERT INTO items (run, body) SELECT 3, 'x' FROM generate_series(1, 5)",
+      );
+      await waitFor(
+        async () =>
+          (await ownWriter.query('SELECT count(*)::int AS n FROM polling_changes')).rows[0].n === 0,
+        { message: 'pruning emptied the change log' },
+      );
+      // The index is lost and rebuilt on the empty log.
+      await redis.flushAll();
+      const index = app.app.get<ChangeIndex>(CHANGE_INDEX);
+      await waitFor(async () => (await index.head()) !== null, { message: 'rebuilt' });
+      const rebuilt = (await index.head())!.generation;
+
+      // The reader reconnects: it carries on with that generation.
+      const reader = app.app.get(ChangeReader);
+      const pid = reader.backendPid;
+      await ownWriter.query('SELECT pg_terminate_backend($1)', [pid]);
+      await waitFor(() => reader.role === 'leader' && reader.backendPid !== pid, {
+        message: 'the reader reconnected',
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect((await index.head())!.generation).toBe(rebuilt);
+    } finally {
+      await app.close();
+      await redis.stop();
+      await ownWriter.end();
+      await own.drop();
     }
   }, 30_000);
 });
