@@ -107,7 +107,7 @@ describe('an index that comes back after the live window', () => {
       await waitFor(
         async () =>
           (await ownWriter.query('SELECT count(*)::int AS n FROM polling_changes')).rows[0].n === 0,
-        { message: 'pruning emptied the change log' },
+        { timeoutMs: 20_000, message: 'pruning emptied the change log' },
       );
       // The index is lost and rebuilt on the empty log.
       await redis.flushAll();
