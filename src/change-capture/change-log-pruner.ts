@@ -96,20 +96,32 @@ export class ChangeLogPruner {
     if (deleted > 0) this.logger.debug(`pruned ${deleted} change-log rows`);
   }
 
-  /** Trims the index by its own marks: what it stores, not what this process remembers. */
+  /**
+   * Trims the index by its own marks: what it stores, not what this process remembers. Feeds left
+   * with no change keep their floors for one more retention window (the forget line): a client
+   * polling a quiet feed holds the index floor as its cursor, which must stay valid that long.
+   */
   private async trimIndex(): Promise<void> {
     const { maxAgeMs, maxRows } = this.options.retention;
     const head = await this.index.head();
     if (head === null) return;
+    const now = Date.now();
     let floor = maxRows === null ? 0 : head.position - maxRows;
+    let forget = maxRows === null ? 0 : head.position - 2 * maxRows;
     if (maxAgeMs !== null) {
-      floor = Math.max(floor, await this.index.expiredPosition(Date.now() - maxAgeMs));
+      floor = Math.max(floor, await this.index.expiredPosition(now - maxAgeMs));
+      forget = Math.max(forget, await this.index.expiredPosition(now - 2 * maxAgeMs));
     }
-    if (floor > 0) await this.index.trim(floor);
+    // However short the retention (fewer rows than one long poll sees written), a quiet feed's
+    // cursor outlives two of the longest holds: a client that keeps polling never reloads.
+    const holdMs = this.options.http.maxWaitS * 1000;
+    forget = Math.min(forget, await this.index.expiredPosition(now - 2 * holdMs));
+    if (floor > 0) await this.index.trim(floor, Math.max(forget, 0));
   }
 
   private async pruneChangeLog(): Promise<number> {
     const client = await this.connect();
+    await this.queries.forgetGoneReaders(client);
     const bound = await this.queries.pruneBound(client);
     if (bound === null) return 0; // no live reader: it may still need every row
     const { maxAgeMs, maxRows } = this.options.retention;

@@ -16,6 +16,12 @@ export interface ReaderStateRow {
   cursor: ChangeLogCursor;
 }
 
+/**
+ * The `polling_reader_state` row that records how far the change log was pruned (no index is
+ * named '': keyPrefix is never empty). Not a reader: it never bounds pruning.
+ */
+const PRUNED_MARK = '';
+
 /** Every statement the change reader runs against the change log. All are parameterised. */
 export class ChangeLogQueries {
   private readonly s: string;
@@ -150,17 +156,49 @@ export class ChangeLogQueries {
   async pruneBound(client: Client): Promise<ChangeLogCursor | null> {
     const { rows } = await client.query<{ xid: string; id: string }>(
       `SELECT read_xid::text AS xid, read_id::text AS id FROM ${this.s}.polling_reader_state
-       WHERE updated_at > now() - interval '10 minutes'
+       WHERE updated_at > now() - interval '10 minutes' AND index_key <> $1
        ORDER BY read_xid, read_id LIMIT 1`,
+      [PRUNED_MARK],
     );
     return rows[0] ?? null;
+  }
+
+  /**
+   * The last change-log row pruning deleted (null before any): an index whose checkpoint lies
+   * below it cannot have read every change after it (its reader was not live while they went).
+   */
+  async prunedThrough(client: Client): Promise<ChangeLogCursor | null> {
+    const { rows } = await client.query<{ xid: string; id: string }>(
+      `SELECT read_xid::text AS xid, read_id::text AS id FROM ${this.s}.polling_reader_state
+       WHERE index_key = $1`,
+      [PRUNED_MARK],
+    );
+    return rows[0] ?? null;
+  }
+
+  /**
+   * Deletes reader-state rows not written for a day (replicas with an in-memory index have one
+   * each, named per process): pruning ignores them after 10 minutes already. Skipped for a role
+   * without DELETE on the table.
+   */
+  async forgetGoneReaders(client: Client): Promise<void> {
+    try {
+      await client.query(
+        `DELETE FROM ${this.s}.polling_reader_state
+         WHERE updated_at < now() - interval '1 day' AND index_key <> $1`,
+        [PRUNED_MARK],
+      );
+    } catch (error) {
+      if ((error as { code?: string }).code !== '42501') throw error; // insufficient privilege
+    }
   }
 
   /** The newest row beyond the newest `maxRows` (it and all before it are past retention). */
   async overflowEnd(client: Client, maxRows: number): Promise<ChangeLogCursor | null> {
     const { rows } = await client.query<{ xid: string; id: string }>(
-      `SELECT xid::text AS xid, id::text AS id FROM ${this.s}.polling_changes
-       ORDER BY xid DESC, id DESC OFFSET $1 LIMIT 1`,
+      // Ordered by the columns (c.), not the text output names: as text, '9' sorts after '10'.
+      `SELECT c.xid::text AS xid, c.id::text AS id FROM ${this.s}.polling_changes c
+       ORDER BY c.xid DESC, c.id DESC OFFSET $1 LIMIT 1`,
       [maxRows],
     );
     return rows[0] ?? null;
@@ -208,6 +246,14 @@ export class ChangeLogQueries {
          RETURNING p.xid, p.id
        ), last AS (
          SELECT xid, id FROM gone ORDER BY xid DESC, id DESC LIMIT 1
+       ), mark AS (
+         -- In the chunk's own transaction: no row goes without the mark moving past it.
+         INSERT INTO ${this.s}.polling_reader_state AS s
+           (index_key, leader, generation, position, read_xid, read_id, updated_at)
+         SELECT $9, 'pruner', '', 0, xid, id, now() FROM last
+         ON CONFLICT (index_key) DO UPDATE
+           SET read_xid = EXCLUDED.read_xid, read_id = EXCLUDED.read_id, updated_at = now()
+           WHERE (EXCLUDED.read_xid, EXCLUDED.read_id) > (s.read_xid, s.read_id)
        )
        SELECT (SELECT count(*) FROM chunk)::int AS scanned,
          (SELECT count(*) FROM gone)::int AS deleted,
@@ -221,6 +267,7 @@ export class ChangeLogQueries {
         chunk.maxAgeMs,
         overflow.xid,
         overflow.id,
+        PRUNED_MARK,
       ],
     );
     const [r] = rows;

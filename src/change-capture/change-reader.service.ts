@@ -68,6 +68,10 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   private liveNow = false;
   private liveWaiters: (() => void)[] = [];
   private currentRole: ReaderRole = 'starting';
+  /** What this reader stores as the index's id if the store has none (see ChangeIndex.claimId). */
+  private readonly candidateId = randomBytes(6).toString('hex');
+  /** The index id this reader holds the leader lock for. */
+  private leadingId = '';
   /** The index head this process last announced on the bus (as leader). */
   private announced: { generation: string; position: number } | null = null;
   private currentLag: ReaderLag = {
@@ -194,14 +198,18 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
 
   /** Waits for the leader lock; returns false when stopped first. Follows the index meanwhile. */
   private async becomeLeader(connection: ReaderConnection): Promise<boolean> {
-    // One lock per index: named like the index, after the change log it is built from.
-    const lockKey = this.keys.leaderLock;
     while (!this.stopped) {
+      // One lock per index: named after the change log it is built from and the store it lives
+      // in (two Redis servers with one keyPrefix hold two indexes, each needs its own leader).
+      const id = await this.index.claimId(this.candidateId);
       const [row] = await connection.query<{ ok: boolean }>(
         'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok',
-        [lockKey],
+        [`${this.keys.leaderLock}${id}`],
       );
-      if (row.ok) return true; // lead() wakes the waiters if the head was not announced (adopt)
+      if (row.ok) {
+        this.leadingId = id;
+        return true; // lead() wakes the waiters if the head was not announced (adopt)
+      }
       this.currentRole = 'follower';
       const head = await this.index.head().catch(() => null);
       this.setLive(head !== null);
@@ -293,8 +301,8 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     if (pruneDue || now - chores.stateWrite >= STATE_WRITE_MS) {
       chores.stateWrite = now;
       await this.queries.writeReaderState(client, {
-        // Named like the index: two indexes of this change log must never share one row.
-        indexKey: this.keys.prefix,
+        // One row per index: two indexes of this change log must never share one.
+        indexKey: `${this.keys.readerState}${this.leadingId}`,
         leader: this.bus.instanceId,
         generation: state.generation,
         position: state.position,
@@ -318,6 +326,12 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     // skip the database's next transactions, whose xids sit below that checkpoint.
     if (BigInt(head.readerXid) >= (await this.queries.nextXid(client))) {
       return this.rebuild(client, 'the index is ahead of the change log (a restored database?)');
+    }
+    // Pruning spares only what live readers (state written within 10 minutes) have not read: an
+    // index whose readers were away longer may have lost rows after its checkpoint.
+    const pruned = await this.queries.prunedThrough(client);
+    if (pruned !== null && before({ xid: head.readerXid, id: head.readerId }, pruned)) {
+      return this.rebuild(client, 'the change log was pruned past the index checkpoint');
     }
     return this.adopt(head);
   }
@@ -352,7 +366,12 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
    * memory in proportion to the retention.
    */
   private async rebuild(client: ReaderConnection['client'], reason: string): Promise<ReaderState> {
-    const cursor = await this.queries.committedEnd(client);
+    await this.checkIndexId();
+    // Never below the pruned-through mark: a log that pruning emptied ends at (0, 0), and a
+    // generation starting there would look pruned past at the next lead and start again.
+    const end = await this.queries.committedEnd(client);
+    const pruned = await this.queries.prunedThrough(client);
+    const cursor = pruned !== null && before(end, pruned) ? pruned : end;
     const generation = Date.now().toString(36) + randomBytes(3).toString('hex');
     const message = `starting index generation ${generation} at the end of the change log: ${reason}`;
     // A first start is routine; a lost index is worth a warning.
@@ -398,11 +417,22 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     return { generation: state.generation, position, cursor: { xid: last.xid, id: last.id } };
   }
 
+  /**
+   * Whether this reader still leads the index under its id: a wiped store gets this reader's id
+   * back; one that another instance gave a new id first is led under that id's lock now, so this
+   * reader elects again rather than write the index beside it.
+   */
+  private async checkIndexId(): Promise<void> {
+    if (!this.index.shared || (await this.index.claimId(this.leadingId)) === this.leadingId) return;
+    throw new Error('the index was re-created by another instance; electing its leader again');
+  }
+
   /** Notices an index that was wiped or moved on (Redis restart, FLUSHALL) while idle. */
   private async verifyIndex(
     client: ReaderConnection['client'],
     state: ReaderState,
   ): Promise<ReaderState> {
+    await this.checkIndexId();
     const head = await this.index.head();
     if (head === null || head.generation !== state.generation) {
       return this.rebuild(client, 'the index lost its generation');
@@ -423,6 +453,12 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
       stalledSince,
     };
   }
+}
+
+/** Whether change-log position `a` comes before `b` in (xid, id) order. */
+function before(a: ChangeLogCursor, b: ChangeLogCursor): boolean {
+  const [ax, bx] = [BigInt(a.xid), BigInt(b.xid)];
+  return ax < bx || (ax === bx && BigInt(a.id) < BigInt(b.id));
 }
 
 /** The newest commit time among the rows, for the commit-to-delivery metric. */

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+
 /**
  * Every name the module derives from `keyPrefix`, in one place. With a shared index (Redis) they
  * carry the change log's identity, so apps on different databases or schemas that share a Redis
@@ -10,6 +12,12 @@ export interface IndexKeys {
   busChannel: string;
   /** Name of the Postgres advisory lock the leading reader holds. */
   leaderLock: string;
+  /**
+   * The index's row in `polling_reader_state`, which keeps pruning off the rows it has not read.
+   * An in-memory index is one per process: each needs a row of its own, or a replica that is
+   * ahead would overwrite a lagging one's and prune what that one has not read yet.
+   */
+  readerState: string;
 }
 
 /** `identity` is null for the in-memory index (nothing shared, nothing to tell apart). */
@@ -19,5 +27,7 @@ export function indexKeys(keyPrefix: string, schema: string, identity: string | 
     prefix,
     busChannel: `${prefix}bus`,
     leaderLock: `nestjs-polling:${schema}:${prefix}`,
+    readerState:
+      identity === null ? `${keyPrefix}memory:${randomBytes(6).toString('hex')}` : prefix,
   };
 }

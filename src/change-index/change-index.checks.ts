@@ -29,18 +29,20 @@ export function assertCheckpoint(checkpoint: ReaderCheckpoint): void {
 }
 
 /**
- * The `changes` answer: when `limit` cut the list short (its last position is below the feed's
- * latest), the caller's next cursor is that last position; otherwise the feed's latest, never
- * below the position asked for.
+ * The `changes` answer: when `limit` cut the list short (it is full and its last position is
+ * below the feed's latest), the caller's next cursor is that last position; otherwise the feed's
+ * latest, never below the position asked for. (A feed with no indexed change reports the index
+ * floor as its latest, which may lie above a valid cursor with nothing after it.)
  */
 export function changesAnswer(
   generation: string,
   position: number,
   feedMax: number,
   changed: ChangedResource[],
+  limit: number,
 ): FeedChanges {
   const last = changed.length > 0 ? changed[changed.length - 1].position : position;
-  const complete = last >= feedMax;
+  const complete = changed.length < limit || last >= feedMax;
   return {
     kind: 'changes',
     generation,

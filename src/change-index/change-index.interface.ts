@@ -103,16 +103,28 @@ export interface ChangeIndex {
   ): Promise<FeedChanges>;
   /**
    * The highest position written before `writtenBefore` (epoch ms) by the index's time marks,
-   * 0 when none is. Marks at or below the floor are dropped by `trim`.
+   * 0 when none is. Marks at or below the forget line are dropped by `trim`.
    */
   expiredPosition(writtenBefore: number): Promise<number>;
   /**
    * Forgets changes at or below `position` (clamped to the head) and raises the floor to it.
-   * A feed left with no change leaves the index entirely; from then on it answers like a feed
-   * that never changed: position and floor are the index floor. Works in bounded steps (several
-   * short calls to a shared store), and resumes where an interrupted trim stopped.
+   * A feed left with no change keeps only its own floor (its highest trimmed position) until that
+   * is at or below `forget` (default `position`, clamped to the floor), then leaves the index
+   * entirely. A feed with no indexed change answers with the index floor as position (nothing of
+   * it changed after that), and with its own floor, else the index's forget line, as floor: a
+   * client that keeps polling a quiet feed holds a valid cursor for as long as the forget line
+   * lags the floor, and only a cursor older than that, or one that missed a trimmed change, must
+   * refetch. Works in bounded steps (several short calls to a shared store), and resumes where an
+   * interrupted trim stopped.
    */
-  trim(position: number): Promise<void>;
+  trim(position: number, forget?: number): Promise<void>;
+  /**
+   * The id of the store this index lives in, set to `candidate` when it has none (a new or wiped
+   * store). Readers name their leader lock and reader-state row after it as well: two indexes of
+   * one change log (two Redis servers, one keyPrefix) must never share a leader, or one of them
+   * is never written.
+   */
+  claimId(candidate: string): Promise<string>;
   /** Releases what the index opened itself. */
   close(): Promise<void>;
 }

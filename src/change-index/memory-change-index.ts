@@ -42,7 +42,8 @@ interface FeedState {
   max: number;
   /**
    * Highest position of this feed that trim removed: a cursor below it missed a change. A feed
-   * that (re-)enters the index starts at the index floor: it may have had changes below it.
+   * left with no change keeps it until the forget line passes it; one that enters the index
+   * without it starts at the forget line (it may have had changes at or below it).
    */
   floor: number;
 }
@@ -58,8 +59,11 @@ export class MemoryChangeIndex implements ChangeIndex {
   readonly shared = false;
 
   private current: IndexHead | null = null;
+  /** No feed keeps a floor of its own at or below this position (see `trim`). */
+  private forgotten = 0;
   private feeds = new Map<string, FeedState>();
   private marks: TimeMark[] = [];
+  private id: string | null = null;
 
   async head(): Promise<IndexHead | null> {
     return this.current ? { ...this.current } : null;
@@ -71,6 +75,7 @@ export class MemoryChangeIndex implements ChangeIndex {
     const { readerXid, readerId } = checkpoint;
     this.feeds = new Map();
     this.marks = [];
+    this.forgotten = 0;
     this.current = { generation, position: 0, readerXid, readerId, floor: 0 };
     return { ...this.current };
   }
@@ -85,7 +90,7 @@ export class MemoryChangeIndex implements ChangeIndex {
     let position = head.position;
     for (const { feed, resourceId } of batch.changes) {
       position += 1;
-      const state = this.feedState(feed, head.floor);
+      const state = this.feedState(feed);
       // Positions only grow, so this is ZADD GT: the newer entry always wins.
       if (state.latest.has(resourceId)) state.stale += 1;
       state.latest.set(resourceId, position);
@@ -114,15 +119,8 @@ export class MemoryChangeIndex implements ChangeIndex {
 
   async feedPosition(feed: string): Promise<FeedPosition> {
     if (!this.current) return { kind: 'unavailable' };
-    const state = this.feeds.get(feed);
-    // A feed not in the index changed, if ever, at or below the index floor.
-    const floor = this.current.floor;
-    return {
-      kind: 'position',
-      generation: this.current.generation,
-      position: state?.max ?? floor,
-      floor: state?.floor ?? floor,
-    };
+    const { max, floor } = this.bounds(this.current, feed);
+    return { kind: 'position', generation: this.current.generation, position: max, floor };
   }
 
   async changesSince(
@@ -136,12 +134,12 @@ export class MemoryChangeIndex implements ChangeIndex {
     const head = this.current;
     if (!head) return { kind: 'unavailable' };
     const state = this.feeds.get(feed);
-    const feedMax = state?.max ?? head.floor;
+    const { max: feedMax, floor: feedFloor } = this.bounds(head, feed);
     const current = head.generation;
     if (generation !== current) {
       return { kind: 'refetch', reason: 'generation', generation: current, feedPosition: feedMax };
     }
-    if (position < (state?.floor ?? head.floor)) {
+    if (position < feedFloor) {
       return { kind: 'refetch', reason: 'trimmed', generation: current, feedPosition: feedMax };
     }
     if (position > head.position) {
@@ -157,17 +155,20 @@ export class MemoryChangeIndex implements ChangeIndex {
         if (changed.length === limit) break;
       }
     }
-    return changesAnswer(current, position, feedMax, changed);
+    return changesAnswer(current, position, feedMax, changed, limit);
   }
 
-  async trim(position: number): Promise<void> {
+  async trim(position: number, forget = position): Promise<void> {
     assertPosition(position, 'position');
+    assertPosition(forget, 'forget');
     const head = this.current;
     if (!head) return;
     // Nothing above the head exists yet; a floor there would swallow future appends.
     const upTo = Math.min(position, head.position);
-    if (upTo > head.floor) this.current = { ...head, floor: upTo };
-    while (this.marks.length > 0 && this.marks[0].position <= upTo) this.marks.shift();
+    const floor = Math.max(upTo, head.floor);
+    if (floor > head.floor) this.current = { ...head, floor };
+    this.forgotten = Math.max(this.forgotten, Math.min(forget, floor));
+    while (this.marks.length > 0 && this.marks[0].position <= this.forgotten) this.marks.shift();
     // The floor is raised first: a feed removed below answers with it from then on.
     const feeds = this.feeds;
     let visited = 0;
@@ -180,6 +181,11 @@ export class MemoryChangeIndex implements ChangeIndex {
     }
   }
 
+  async claimId(candidate: string): Promise<string> {
+    this.id ??= candidate;
+    return this.id;
+  }
+
   async close(): Promise<void> {
     // Nothing opened.
   }
@@ -190,7 +196,10 @@ export class MemoryChangeIndex implements ChangeIndex {
     state: FeedState,
     upTo: number,
   ): void {
-    if (state.start >= state.log.length || state.log[state.start].position > upTo) return;
+    if (state.start >= state.log.length || state.log[state.start].position > upTo) {
+      if (state.latest.size === 0 && state.floor <= this.forgotten) feeds.delete(feed);
+      return;
+    }
     const end = firstAfter(state, upTo);
     for (let i = state.start; i < end; i++) {
       const entry = state.log[i];
@@ -202,9 +211,24 @@ export class MemoryChangeIndex implements ChangeIndex {
       }
     }
     state.start = end;
-    // Nothing of the feed is left: it leaves the index, so aged-out feeds cost no memory.
-    if (state.latest.size === 0) feeds.delete(feed);
-    else this.maybeCompact(state);
+    // Nothing of the feed is left: it keeps only its floor until the forget line passes it, then
+    // leaves the index, so aged-out feeds cost no memory.
+    if (state.latest.size === 0) {
+      if (state.floor <= this.forgotten) feeds.delete(feed);
+      else Object.assign(state, { log: [], start: 0, stale: 0 });
+    } else {
+      this.maybeCompact(state);
+    }
+  }
+
+  /**
+   * A feed's latest position and floor. With no indexed change it changed after the index floor
+   * not at all; a cursor at or above its own floor (or without one, the forget line) missed none.
+   */
+  private bounds(head: IndexHead, feed: string): { max: number; floor: number } {
+    const state = this.feeds.get(feed);
+    if (state && state.latest.size > 0) return { max: state.max, floor: state.floor };
+    return { max: head.floor, floor: state?.floor ?? this.forgotten };
   }
 
   /** Keeps about one mark per second: enough to trim by age, bounded by the retention. */
@@ -214,9 +238,10 @@ export class MemoryChangeIndex implements ChangeIndex {
     else this.marks.push({ at, position });
   }
 
-  private feedState(feed: string, floor: number): FeedState {
+  private feedState(feed: string): FeedState {
     let state = this.feeds.get(feed);
     if (!state) {
+      const floor = this.forgotten;
       state = { latest: new Map(), log: [], start: 0, stale: 0, max: 0, floor };
       this.feeds.set(feed, state);
     }

@@ -19,6 +19,7 @@ import type {
 import {
   APPEND_SCRIPT,
   CHANGES_SINCE_SCRIPT,
+  CLAIM_ID_SCRIPT,
   FEED_POSITION_SCRIPT,
   START_GENERATION_SCRIPT,
   TRIM_SCRIPT,
@@ -40,18 +41,20 @@ class LuaScript {
 }
 
 const scripts = {
-  append: new LuaScript(APPEND_SCRIPT, 4),
+  append: new LuaScript(APPEND_SCRIPT, 5),
   feedPosition: new LuaScript(FEED_POSITION_SCRIPT, 3),
   changesSince: new LuaScript(CHANGES_SINCE_SCRIPT, 3),
-  startGeneration: new LuaScript(START_GENERATION_SCRIPT, 4),
-  trim: new LuaScript(TRIM_SCRIPT, 4),
+  startGeneration: new LuaScript(START_GENERATION_SCRIPT, 5),
+  trim: new LuaScript(TRIM_SCRIPT, 5),
+  claimId: new LuaScript(CLAIM_ID_SCRIPT, 1),
 };
 
 /**
- * Work units (feeds visited, members and marks removed) per trim call: a few milliseconds of
- * Redis time, so a trim over any number of feeds never blocks other clients for long.
+ * Work units (feeds visited, members, marks and floors removed, feeds unlinked) per trim or
+ * generation-start call: a few milliseconds of Redis time, so neither blocks other clients for
+ * long, however many feeds the index holds.
  */
-const TRIM_BUDGET = 1000;
+const STEP_BUDGET = 1000;
 
 type Reply = Array<string | Reply>;
 
@@ -67,6 +70,7 @@ export class RedisChangeIndex implements ChangeIndex {
   private readonly oldestKey: string;
   private readonly floorsKey: string;
   private readonly marksKey: string;
+  private readonly goneKey: string;
 
   constructor(
     private readonly client: Redis,
@@ -77,6 +81,7 @@ export class RedisChangeIndex implements ChangeIndex {
     this.oldestKey = `${keyPrefix}oldest`;
     this.floorsKey = `${keyPrefix}floors`;
     this.marksKey = `${keyPrefix}marks`;
+    this.goneKey = `${keyPrefix}gone`;
   }
 
   async head(): Promise<IndexHead | null> {
@@ -102,12 +107,13 @@ export class RedisChangeIndex implements ChangeIndex {
     assertGeneration(generation);
     assertCheckpoint(checkpoint);
     const { readerXid, readerId } = checkpoint;
-    await this.run(scripts.startGeneration, this.indexKeys(), [
-      this.keyPrefix,
-      generation,
-      readerXid,
-      readerId,
-    ]);
+    const args = [this.keyPrefix, generation, readerXid, readerId, String(STEP_BUDGET)];
+    // Short steps however many feeds the old generation had; one cut short is finished by the
+    // next start (its meta is gone already, so the index reads as lost until then).
+    let started = false;
+    while (!started) {
+      started = Number(await this.run(scripts.startGeneration, this.indexKeys(), args)) === 1;
+    }
     return { generation, position: 0, readerXid, readerId, floor: 0 };
   }
 
@@ -174,7 +180,7 @@ export class RedisChangeIndex implements ChangeIndex {
     for (let i = 0; i < rows.length; i += 2) {
       changed.push({ resourceId: rows[i], position: toInt(rows[i + 1]) });
     }
-    return changesAnswer(current, position, feedMax, changed);
+    return changesAnswer(current, position, feedMax, changed, limit);
   }
 
   async expiredPosition(writtenBefore: number): Promise<number> {
@@ -191,13 +197,20 @@ export class RedisChangeIndex implements ChangeIndex {
     return toInt(position);
   }
 
-  async trim(position: number): Promise<void> {
+  async trim(position: number, forget = position): Promise<void> {
     assertPosition(position, 'position');
-    const args = [this.keyPrefix, String(position), String(TRIM_BUDGET)];
+    assertPosition(forget, 'forget');
+    const args = [this.keyPrefix, String(position), String(forget), String(STEP_BUDGET)];
     // Each call is one short atomic step; the floor is raised by the first, so reads stay exact
     // between steps, and a trim cut short is finished by the next one.
     let more = true;
     while (more) more = Number(await this.run(scripts.trim, this.indexKeys(), args)) === 1;
+  }
+
+  async claimId(candidate: string): Promise<string> {
+    // Not wiped by startGeneration: only a new or flushed store gets a new id.
+    const id = await this.run(scripts.claimId, [`${this.keyPrefix}id`], [candidate]);
+    return String(id);
   }
 
   async close(): Promise<void> {
@@ -213,7 +226,7 @@ export class RedisChangeIndex implements ChangeIndex {
   }
 
   private indexKeys(): string[] {
-    return [this.metaKey, this.oldestKey, this.floorsKey, this.marksKey];
+    return [this.metaKey, this.oldestKey, this.floorsKey, this.marksKey, this.goneKey];
   }
 
   private feedKeys(feed: string): string[] {

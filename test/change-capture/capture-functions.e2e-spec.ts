@@ -4,6 +4,7 @@ import { installChangeLogSql, PollingConfigError } from '../../src';
 import { adminUrl, createTestDatabase, type TestDatabase } from '../support/test-database';
 import { waitFor } from '../support/wait-for';
 import { indexedChanges, startPollingApp, type PollingApp } from '../support/polling-app';
+import { captureTriggerName } from '../../src/change-capture/schema/schema-name';
 
 // Two feeds that share their first 50 characters: cut to 63 bytes, their old function names
 // (`polling_capture_<feed>`) were the same.
@@ -64,13 +65,15 @@ describe('capture functions: one per feed, callable by writers without grants', 
   });
 
   it("fails start-up with a clear PollingConfigError when a table's trigger calls another table's function", async () => {
+    const insert = captureTriggerName('public', 'insert');
     const { rows } = await owner.query(
       `SELECT tgfoid::regprocedure::text AS fn FROM pg_trigger
-       WHERE tgrelid = 'north'::regclass AND tgname = 'polling_capture_insert'`,
+       WHERE tgrelid = 'north'::regclass AND tgname = $1`,
+      [insert],
     );
-    await owner.query('DROP TRIGGER polling_capture_insert ON south');
+    await owner.query(`DROP TRIGGER ${insert} ON south`);
     await owner.query(
-      `CREATE TRIGGER polling_capture_insert AFTER INSERT ON south
+      `CREATE TRIGGER ${insert} AFTER INSERT ON south
        REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${rows[0].fn}`,
     );
     const started = startPollingApp({
@@ -117,7 +120,9 @@ describe('capture functions: one per feed, callable by writers without grants', 
       await owner.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON north TO ${role}`);
       // The app's own role: the grants the README lists for the reader (migrations as the owner).
       await owner.query(`GRANT SELECT, DELETE ON polling_changes TO ${appRole}`);
-      await owner.query(`GRANT SELECT, INSERT, UPDATE ON polling_reader_state TO ${appRole}`);
+      await owner.query(
+        `GRANT SELECT, INSERT, UPDATE, DELETE ON polling_reader_state TO ${appRole}`,
+      );
       await owner.query(`GRANT SELECT ON polling_tracked_tables TO ${appRole}`);
       await owner.query(`GRANT SELECT, UPDATE ON SEQUENCE polling_wake_gate TO ${appRole}`);
       const appUrl = new URL(db.url);

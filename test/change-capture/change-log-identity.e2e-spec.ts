@@ -86,6 +86,14 @@ describe('change log identity', () => {
       prefix: 'polling:0123456789ab:',
       busChannel: 'polling:0123456789ab:bus',
       leaderLock: 'nestjs-polling:public:polling:0123456789ab:',
+      readerState: 'polling:0123456789ab:',
     });
+  });
+
+  it('gives every in-memory index a reader-state row of its own', () => {
+    const one = indexKeys('polling:', 'public', null);
+    const other = indexKeys('polling:', 'public', null);
+    expect(one.readerState).toMatch(/^polling:memory:/);
+    expect(one.readerState).not.toBe(other.readerState);
   });
 });

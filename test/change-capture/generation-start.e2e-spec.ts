@@ -43,6 +43,24 @@ describe('a new index generation', () => {
     app = null;
   };
 
+  /**
+   * Waits until every change-log row is below the commit horizon. The horizon is cluster-wide: on
+   * a shared server another database's open transaction holds it back, and a generation started
+   * meanwhile starts before the rows above it (and indexes them), not at the log's end.
+   */
+  async function horizonPassesLog(): Promise<void> {
+    await waitFor(
+      async () => {
+        const { rows } = await writer.query(
+          `SELECT coalesce(pg_snapshot_xmin(pg_current_snapshot()) >
+             (SELECT max(xid) FROM polling_changes), true) AS passed`,
+        );
+        return rows[0].passed === true;
+      },
+      { timeoutMs: 30_000, message: 'the commit horizon passed the change log' },
+    );
+  }
+
   /** The follower's starting point: the feed's head cursor, at position 0 of a new generation. */
   async function headCursor(items: ItemsApp): Promise<string> {
     const res = await fetch(`${items.url}/runs/1/changes`);
@@ -69,6 +87,7 @@ describe('a new index generation', () => {
 
     // Redis loses everything; the app starts a new generation at the end of the log, and a
     // follower takes the feed's head cursor from it.
+    await horizonPassesLog();
     await redis.flushAll();
     const first = await start();
     const cursor = await headCursor(first);
@@ -85,6 +104,7 @@ describe('a new index generation', () => {
 
   it('is not filled with the retained log when the reader reconnects before its first write', async () => {
     await stop();
+    await horizonPassesLog();
     await redis.flushAll();
     const items = await start();
     const cursor = await headCursor(items);

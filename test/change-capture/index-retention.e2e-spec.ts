@@ -30,6 +30,9 @@ describe('index retention across a restart', () => {
       keyPrefix,
       retention: { maxAgeMs: MAX_AGE_MS },
       reader: { pruneIntervalMs },
+      // Quiet feeds keep their floors for two retention windows, and at least two of the longest
+      // holds: short ones here, so the retention decides.
+      http: { maxWaitS: 2, defaultWaitS: 2 },
     });
 
   beforeAll(async () => {

@@ -1,9 +1,11 @@
 import Redis from 'ioredis';
 import { Client } from 'pg';
+import { ChangeReader } from '../../src';
 import { CHANGE_INDEX, type ChangeIndex } from '../../src/change-index/change-index.interface';
 import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
 import { createItemsTable } from '../support/polling-app';
 import { deleteKeys, redisUrl, uniquePrefix } from '../support/redis-test';
+import { TcpProxy } from '../support/tcp-proxy';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { waitFor } from '../support/wait-for';
 
@@ -84,4 +86,54 @@ describe('the reader state of two indexes on one change log', () => {
     if (seen.status !== 409) expect(ids).toEqual(rows.map((r) => r.id));
     expect([200, 409]).toContain(seen.status);
   });
+
+  it('never lets one in-memory instance prune the rows another has not read yet', async () => {
+    // Two replicas of an app without Redis: each leads an in-memory index of its own over the
+    // one change log. The lagging one reaches Postgres through a proxy.
+    const proxy = await TcpProxy.start(Number(new URL(db.url).port || 5432));
+    const proxied = new URL(db.url);
+    proxied.port = String(proxy.port);
+    const lagging = await startItemsApp(proxied.toString(), options);
+    const ahead = await startItemsApp(db.url, options);
+    try {
+      const cursor = (await poll(lagging, null)).cursor!;
+      await new Promise((resolve) => setTimeout(resolve, 200)); // both stored their state
+
+      // The lagging replica's reader loses its session and cannot reconnect for a while (a
+      // network blip); the other one reads 20 changes and prunes the log where it may.
+      proxy.dropWhenClientSends('nestjs-polling reader');
+      const reader = lagging.app.get(ChangeReader);
+      await writer.query('SELECT pg_terminate_backend($1)', [reader.backendPid]);
+      await waitFor(() => reader.role !== 'leader', { message: 'the reader lost its session' });
+      const { rows } = await writer.query<{ id: string }>(
+        "INSERT INTO items (run, body) SELECT 1, 'row ' || g FROM generate_series(1, 20) g RETURNING id",
+      );
+      const index = ahead.app.get<ChangeIndex>(CHANGE_INDEX);
+      await waitFor(async () => (await index.head())?.position === 20, {
+        message: 'the other replica read the 20 changes',
+      });
+      await new Promise((resolve) => setTimeout(resolve, 1000)); // ~20 prune rounds
+      proxy.dropWhenClientSends(null);
+      const end = (await index.head())!;
+      const behind = lagging.app.get<ChangeIndex>(CHANGE_INDEX);
+      await waitFor(async () => (await behind.head())?.readerId === end.readerId, {
+        timeoutMs: 15_000,
+        message: 'the lagging replica caught up with the change log',
+      });
+
+      // Its follower gets every change (or a 409), never a silent gap.
+      let seen = await poll(lagging, cursor);
+      const ids = [...seen.ids];
+      while (seen.status === 200 && ids.length < 20) {
+        seen = await poll(lagging, seen.cursor!);
+        ids.push(...seen.ids);
+      }
+      if (seen.status !== 409) expect(ids).toEqual(rows.map((r) => r.id));
+      expect([200, 409]).toContain(seen.status);
+    } finally {
+      await lagging.close();
+      await ahead.close();
+      await proxy.close();
+    }
+  }, 30_000);
 });

@@ -55,4 +55,29 @@ describe('retention', () => {
     const recent = await polling.index.changesSince('items:1', first.generation, 18, 100);
     expect(recent).toMatchObject({ kind: 'changes', feedPosition: 20 });
   });
+
+  it('keeps the newest maxRows rows however their ids and xids compare as text', async () => {
+    // One statement: 20 rows of one transaction, their ids past a digit boundary (96 … 115). A
+    // new session, since each one caches the ids it draws.
+    await writer.query(`SELECT setval(pg_get_serial_sequence('polling_changes', 'id'), 95)`);
+    const session = new Client(db.config);
+    await session.connect();
+    const { rows } = await session
+      .query<{ id: string }>(
+        "INSERT INTO items (run, body) SELECT 2, 'batch ' || g FROM generate_series(1, 20) g RETURNING id",
+      )
+      .finally(() => session.end());
+    const head = (await polling.index.head())!.position;
+    await waitFor(
+      async () =>
+        (await indexedChanges(polling.index, 'items:2')).length >= 5 &&
+        (await polling.index.head())!.position >= head,
+      { message: 'the batch indexed' },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // ~20 prune rounds
+    const { rows: kept } = await writer.query<{ resource_id: string }>(
+      'SELECT resource_id FROM polling_changes ORDER BY xid, id',
+    );
+    expect(kept.map((r) => r.resource_id)).toEqual(rows.slice(-5).map((r) => r.id));
+  });
 });

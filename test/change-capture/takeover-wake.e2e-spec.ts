@@ -52,12 +52,13 @@ describe('a takeover after a leader died between append and publish', () => {
     // The test leads: it holds the leader lock and starts the index generation like a leader.
     const identity = await readChangeLogIdentity(dyingLeader, 'public');
     const keys = indexKeys(keyPrefix, 'public', identity);
+    const index = new RedisChangeIndex(redis, keys.prefix);
+    const id = await index.claimId('dying-leader');
     const { rows: lock } = await dyingLeader.query<{ ok: boolean }>(
       'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok',
-      [keys.leaderLock],
+      [`${keys.leaderLock}${id}`],
     );
     expect(lock[0].ok).toBe(true);
-    const index = new RedisChangeIndex(redis, keys.prefix);
     await index.startGeneration('dying', { readerXid: '0', readerId: '0' });
 
     // Two instances follow it, each with a poll held on the feed.

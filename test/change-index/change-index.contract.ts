@@ -413,6 +413,44 @@ export function describeChangeIndexContract(name: string, factory: ChangeIndexFa
         expect(await changed(index, 'q', GEN, 6)).toEqual([{ resourceId: '2', position: 8 }]);
       });
 
+      it('keeps a quiet feed answerable from its own floor until the forget line passes it', async () => {
+        await index.trim(6, 0);
+        // q changed only at 5: its change is gone, its floor stays; a client that polled it
+        // (cursor 5, or the index floor 6 it was handed since) has missed nothing.
+        expect(await index.feedPosition('q')).toEqual({
+          kind: 'position',
+          generation: GEN,
+          position: 6,
+          floor: 5,
+        });
+        expect(await changed(index, 'q', GEN, 5)).toEqual([]);
+        expect(await index.changesSince('q', GEN, 4, 10)).toMatchObject({ reason: 'trimmed' });
+        // A feed that never changed: nothing to forget, every cursor of this generation is valid.
+        expect(await index.feedPosition('never')).toMatchObject({ position: 6, floor: 0 });
+        expect(await changed(index, 'never', GEN, 0)).toEqual([]);
+        // The floor keeps rising; cursors handed out meanwhile stay valid until it is forgotten.
+        await write([c('a', '4')]); // 8
+        await index.trim(8, 5);
+        expect(await changed(index, 'q', GEN, 6)).toEqual([]);
+        expect(await index.feedPosition('never')).toMatchObject({ position: 8, floor: 5 });
+        expect(await index.changesSince('never', GEN, 4, 10)).toMatchObject({
+          reason: 'trimmed',
+        });
+        // Past the forget line q keeps nothing of its own: it answers like any quiet feed.
+        expect(await index.feedPosition('q')).toMatchObject({ position: 8, floor: 5 });
+        await index.trim(8, 8);
+        expect(await index.feedPosition('q')).toMatchObject({ position: 8, floor: 8 });
+      });
+
+      it('gives a quiet feed that changes again its own floor back', async () => {
+        await index.trim(6, 0);
+        await write([c('q', '2'), c('new', '1')]); // 8, 9
+        expect(await index.feedPosition('q')).toMatchObject({ position: 8, floor: 5 });
+        expect(await changed(index, 'q', GEN, 5)).toEqual([{ resourceId: '2', position: 8 }]);
+        // A feed entering for the first time had no change above the forget line (0).
+        expect(await index.feedPosition('new')).toMatchObject({ position: 9, floor: 0 });
+      });
+
       it('keeps a feed that never changed untouched before any trim', async () => {
         expect(await index.feedPosition('never')).toMatchObject({ position: 0, floor: 0 });
         expect(await changed(index, 'never', GEN, 0)).toEqual([]);
@@ -452,10 +490,12 @@ export function describeChangeIndexContract(name: string, factory: ChangeIndexFa
         expect(await index.expiredPosition(20_000)).toBe(5);
       });
 
-      it('forgets marks at or below the floor and after a new generation', async () => {
+      it('forgets marks at or below the forget line and after a new generation', async () => {
         await writeAt(10_000, [c('a', '1')]);
         await writeAt(12_000, [c('a', '2')]);
-        await index.trim(1);
+        await index.trim(2, 0);
+        expect(await index.expiredPosition(11_000)).toBe(1); // still needed for the forget line
+        await index.trim(2, 1);
         expect(await index.expiredPosition(11_000)).toBe(0);
         expect(await index.expiredPosition(13_000)).toBe(2);
         await index.startGeneration('gen-2', LOG_START);
@@ -475,7 +515,11 @@ export function describeChangeIndexContract(name: string, factory: ChangeIndexFa
             { maxLength: 8 },
           ),
         }),
-        fc.record({ kind: fc.constant('trim' as const), back: fc.nat({ max: 12 }) }),
+        fc.record({
+          kind: fc.constant('trim' as const),
+          back: fc.nat({ max: 12 }),
+          forgetBack: fc.nat({ max: 12 }),
+        }),
       );
       await fc.assert(
         fc.asyncProperty(
@@ -497,7 +541,8 @@ export function describeChangeIndexContract(name: string, factory: ChangeIndexFa
   });
 }
 
-type Op = { kind: 'append'; changes: IndexedChange[] } | { kind: 'trim'; back: number };
+type Op =
+  { kind: 'append'; changes: IndexedChange[] } | { kind: 'trim'; back: number; forgetBack: number };
 
 interface ModelFeed {
   latest: Map<string, number>;
@@ -509,12 +554,18 @@ async function checkAgainstModel(index: ChangeIndex, ops: Op[], limit: number): 
   const feeds = new Map<string, ModelFeed>();
   let head = 0;
   let floor = 0;
-  // A feed with no indexed change is not in the index: it answers with the index floor.
-  const feed = (name: string): ModelFeed =>
-    feeds.get(name) ?? { latest: new Map(), max: floor, floor };
+  let forgotten = 0;
+  // A feed with no indexed change answers with the index floor as position; its floor is its own
+  // until the forget line passes it, then the forget line.
+  const feed = (name: string): ModelFeed => {
+    const state = feeds.get(name);
+    if (state && state.latest.size > 0) return state;
+    return { latest: new Map(), max: floor, floor: state?.floor ?? forgotten };
+  };
   const enter = (name: string): ModelFeed => {
-    if (!feeds.has(name)) feeds.set(name, feed(name));
-    return feeds.get(name)!;
+    const state = feeds.get(name) ?? { latest: new Map(), max: 0, floor: forgotten };
+    feeds.set(name, state);
+    return state;
   };
   await index.startGeneration(GEN, LOG_START);
   for (const op of ops) {
@@ -529,15 +580,17 @@ async function checkAgainstModel(index: ChangeIndex, ops: Op[], limit: number): 
       expect(result).toMatchObject({ ok: true, head: { position: head } });
     } else {
       const upTo = Math.max(0, head - op.back);
-      await index.trim(upTo);
+      const forget = Math.max(0, upTo - op.forgetBack);
+      await index.trim(upTo, forget);
       floor = Math.max(floor, upTo);
+      forgotten = Math.max(forgotten, forget);
       for (const [name, state] of feeds) {
         for (const [id, position] of state.latest) {
           if (position > upTo) continue;
           state.latest.delete(id);
           state.floor = Math.max(state.floor, position);
         }
-        if (state.latest.size === 0) feeds.delete(name);
+        if (state.latest.size === 0 && state.floor <= forgotten) feeds.delete(name);
       }
     }
   }

@@ -98,4 +98,52 @@ describe('RedisChangeIndex memory over 100k partitioned feeds', () => {
       changed: [{ resourceId: '1', position: FEEDS + 1 }],
     });
   });
+
+  it('starts a new generation over 100k feeds in short calls', async () => {
+    await redis.flushall(); // a throw-away server of this test's own
+    const index = new RedisChangeIndex(redis, PREFIX);
+    await index.startGeneration('g', { readerXid: '0', readerId: '0' });
+    await fill(index, Date.now());
+    expect(await keyCount()).toBeGreaterThan(FEEDS);
+
+    // A restored database or a lost head: the old generation's 100k feeds are dropped.
+    await redis.config('SET', 'slowlog-log-slower-than', String(SLOW_CALL_US));
+    await redis.slowlog('RESET');
+    await index.startGeneration('g2', { readerXid: '5', readerId: '6' });
+    const slow = (await redis.slowlog('GET', 128)) as [number, number, number, string[]][];
+    expect(slow.map(([, , us, command]) => `${command[0]} ${us}us`)).toEqual([]);
+
+    expect((await redis.keys(`${PREFIX}*`)).sort()).toEqual([`${PREFIX}meta`]);
+    expect(await index.head()).toEqual({
+      generation: 'g2',
+      position: 0,
+      readerXid: '5',
+      readerId: '6',
+      floor: 0,
+    });
+    expect(await index.feedPosition('room:7')).toMatchObject({ position: 0, floor: 0 });
+  });
+
+  it('keeps the floors of 100k quiet feeds until the forget line passes them, in short calls', async () => {
+    await redis.flushall(); // a throw-away server of this test's own
+    const index = new RedisChangeIndex(redis, PREFIX);
+    await index.startGeneration('g', { readerXid: '0', readerId: '0' });
+    const filled = await fill(index, Date.now());
+
+    await redis.config('SET', 'slowlog-log-slower-than', String(SLOW_CALL_US));
+    await redis.slowlog('RESET');
+    await index.trim(filled, 0);
+    // Every feed key is gone; each feed keeps only its floor, so its client's cursor stays valid.
+    expect(await redis.keys(`${PREFIX}feed:*`)).toEqual([]);
+    expect(await redis.zcard(`${PREFIX}gone`)).toBe(FEEDS);
+    expect(await index.changesSince('room:7', 'g', 8, 10)).toMatchObject({ changed: [] });
+    expect(await index.changesSince('room:7', 'g', 7, 10)).toMatchObject({ kind: 'refetch' });
+
+    await index.trim(filled, filled);
+    const slow = (await redis.slowlog('GET', 128)) as [number, number, number, string[]][];
+    expect(slow.map(([, , us, command]) => `${command[0]} ${us}us`)).toEqual([]);
+    expect((await redis.keys(`${PREFIX}*`)).sort()).toEqual([`${PREFIX}meta`]);
+    expect(await index.changesSince('room:7', 'g', 8, 10)).toMatchObject({ kind: 'refetch' });
+    expect(await index.changesSince('room:7', 'g', filled, 10)).toMatchObject({ changed: [] });
+  });
 });

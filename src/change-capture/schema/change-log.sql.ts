@@ -1,4 +1,4 @@
-import { assertSchemaName, wakeChannel } from './schema-name';
+import { assertSchemaName, captureTriggerName, wakeChannel } from './schema-name';
 
 /**
  * DDL for the change log, the reader state, the wake gate and the functions that start and stop
@@ -30,6 +30,14 @@ import { assertSchemaName, wakeChannel } from './schema-name';
 export function installChangeLogSql(schema: string): string {
   const s = `"${assertSchemaName(schema)}"`;
   const channel = wakeChannel(schema);
+  const [ins, upd, del] = (['insert', 'update', 'delete'] as const).map((op) =>
+    captureTriggerName(schema, op),
+  );
+  // This change log's triggers on p_table, whatever their name (before per-schema names they were
+  // polling_capture_<op>), never another change log's.
+  const ownTriggers = `SELECT tg.tgname, tg.tgfoid FROM pg_trigger tg JOIN pg_proc p ON p.oid = tg.tgfoid
+    WHERE tg.tgrelid = p_table AND p.pronamespace = '${s}'::regnamespace
+      AND tg.tgname LIKE 'polling\\_capture\\_%'`;
   return `
 CREATE SCHEMA IF NOT EXISTS ${s};
 
@@ -92,7 +100,8 @@ CREATE OR REPLACE FUNCTION ${s}.polling_track(
 DECLARE
   v_feed text := coalesce(p_feed, (SELECT relname FROM pg_class WHERE oid = p_table));
   v_fn text := ${s}.polling_capture_function(v_feed);
-  v_old oid[] := ARRAY(SELECT tgfoid FROM pg_trigger WHERE tgrelid = p_table AND tgname LIKE 'polling\\_capture\\_%');
+  v_old oid[] := ARRAY(SELECT t.tgfoid FROM (${ownTriggers}) t);
+  v_trigger name;
   v_feed_expr text;
   v_body text;
 BEGIN
@@ -140,12 +149,12 @@ BEGIN
   EXECUTE format('CREATE OR REPLACE FUNCTION ${s}.%I() RETURNS trigger LANGUAGE plpgsql '
     'SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L', v_fn, v_body);
   EXECUTE format('REVOKE ALL ON FUNCTION ${s}.%I() FROM PUBLIC', v_fn);
-  EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_insert ON %s', p_table);
-  EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_update ON %s', p_table);
-  EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_delete ON %s', p_table);
-  EXECUTE format('CREATE TRIGGER polling_capture_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${s}.%I()', p_table, v_fn);
-  EXECUTE format('CREATE TRIGGER polling_capture_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${s}.%I()', p_table, v_fn);
-  EXECUTE format('CREATE TRIGGER polling_capture_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ${s}.%I()', p_table, v_fn);
+  FOR v_trigger IN SELECT t.tgname FROM (${ownTriggers}) t LOOP
+    EXECUTE format('DROP TRIGGER %I ON %s', v_trigger, p_table);
+  END LOOP;
+  EXECUTE format('CREATE TRIGGER ${ins} AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${s}.%I()', p_table, v_fn);
+  EXECUTE format('CREATE TRIGGER ${upd} AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${s}.%I()', p_table, v_fn);
+  EXECUTE format('CREATE TRIGGER ${del} AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ${s}.%I()', p_table, v_fn);
 
   PERFORM ${s}.polling_drop_unused_capture(v_old);
 
@@ -158,11 +167,12 @@ $track$;
 
 CREATE OR REPLACE FUNCTION ${s}.polling_untrack(p_table regclass) RETURNS void LANGUAGE plpgsql AS $untrack$
 DECLARE
-  v_old oid[] := ARRAY(SELECT tgfoid FROM pg_trigger WHERE tgrelid = p_table AND tgname LIKE 'polling\\_capture\\_%');
+  v_old oid[] := ARRAY(SELECT t.tgfoid FROM (${ownTriggers}) t);
+  v_trigger name;
 BEGIN
-  EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_insert ON %s', p_table);
-  EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_update ON %s', p_table);
-  EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_delete ON %s', p_table);
+  FOR v_trigger IN SELECT t.tgname FROM (${ownTriggers}) t LOOP
+    EXECUTE format('DROP TRIGGER %I ON %s', v_trigger, p_table);
+  END LOOP;
   PERFORM ${s}.polling_drop_unused_capture(v_old);
   DELETE FROM ${s}.polling_tracked_tables WHERE table_name = p_table;
 END

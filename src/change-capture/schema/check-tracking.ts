@@ -1,6 +1,7 @@
 import type { Client } from 'pg';
 import { PollingConfigError, type ResolvedTable } from '../../resolve-options';
 import { qualifiedTableName } from './install-tracking';
+import { captureTriggerName } from './schema-name';
 
 /**
  * Fails start-up with a message that says what to do when the database does not match the
@@ -26,25 +27,32 @@ export async function checkTracking(client: Client, schema: string, tables: Reso
         'set installSchema: true',
     );
   }
+  const triggerNames = (['insert', 'update', 'delete'] as const).map((op) =>
+    captureTriggerName(schema, op),
+  );
   for (const t of tables) {
     const { rows } = await client.query(
       `SELECT c.oid::regclass::text AS name,
          EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = c.oid AND attname = $2 AND attnum > 0 AND NOT attisdropped) AS has_key,
          ($3::text IS NULL OR EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = c.oid AND attname = $3 AND attnum > 0 AND NOT attisdropped)) AS has_partition,
-         (SELECT count(*) FROM pg_trigger WHERE tgrelid = c.oid AND tgname LIKE 'polling\\_capture\\_%')::int AS triggers,
+         -- this change log's triggers (another schema's change log may track the table too)
+         (SELECT count(*) FROM pg_trigger tg JOIN pg_proc p ON p.oid = tg.tgfoid
+            WHERE tg.tgrelid = c.oid AND tg.tgname LIKE 'polling\\_capture\\_%'
+              AND p.pronamespace = $4::regnamespace)::int AS triggers,
          -- the three triggers must call this feed's own, current (SECURITY DEFINER) function
          (SELECT count(*) FROM pg_trigger tg JOIN pg_proc p ON p.oid = tg.tgfoid
-            WHERE tg.tgrelid = c.oid
-              AND tg.tgname IN ('polling_capture_insert', 'polling_capture_update', 'polling_capture_delete')
+            WHERE tg.tgrelid = c.oid AND tg.tgname = ANY ($5::text[])
               AND p.pronamespace = $4::regnamespace AND p.prosecdef
               AND p.proname = "${schema}".polling_capture_function(tt.feed))::int AS own_triggers,
          (SELECT string_agg(DISTINCT tg.tgfoid::regprocedure::text, ', ') FROM pg_trigger tg
-            WHERE tg.tgrelid = c.oid AND tg.tgname LIKE 'polling\\_capture\\_%') AS called,
+            JOIN pg_proc p ON p.oid = tg.tgfoid
+            WHERE tg.tgrelid = c.oid AND tg.tgname LIKE 'polling\\_capture\\_%'
+              AND p.pronamespace = $4::regnamespace) AS called,
          tt.feed, tt.key_column, tt.partition_column
        FROM pg_class c
        LEFT JOIN "${schema}".polling_tracked_tables tt ON tt.table_name = c.oid
        WHERE c.oid = to_regclass($1)`,
-      [qualifiedTableName(t.table), t.key, t.partition, `"${schema}"`],
+      [qualifiedTableName(t.table), t.key, t.partition, `"${schema}"`, triggerNames],
     );
     const row = rows[0];
     if (!row) throw new PollingConfigError(`tracked table "${t.table}" does not exist`);
