@@ -82,4 +82,49 @@ describe('two-phase commit on tracked tables (max_prepared_transactions > 0)', (
     // Delivered by the reader's idle polling, long before its backstop.
     expect(Math.max(...delays)).toBeLessThan(BACKSTOP_MS / 5);
   }, 120_000);
+
+  it('an app that starts (installSchema: true) while a prepared write on a tracked table waits for its outcome starts at once, blocks no writer, and delivers nothing of it after ROLLBACK PREPARED', async () => {
+    if (!owned) return;
+    const inDoubt = new Client({ connectionString: url });
+    const other = new Client({ connectionString: url, statement_timeout: 10_000 });
+    await inDoubt.connect();
+    await other.connect();
+    let second: Promise<ItemsApp> | null = null;
+    try {
+      const head = await fetch(`${items.url}/runs/300/changes`);
+      const { cursor } = (await head.json()) as ChangesBody;
+      // A transaction manager prepared this write and has not decided yet (it holds the
+      // table's row-exclusive lock until COMMIT / ROLLBACK PREPARED, across restarts).
+      await inDoubt.query('BEGIN');
+      await inDoubt.query(`INSERT INTO items (run, body) VALUES (300, 'in doubt')`);
+      await inDoubt.query(`PREPARE TRANSACTION 'polling_in_doubt'`);
+
+      // A deploy: a new instance starts and re-runs the tracking it is configured with.
+      second = startItemsApp(url, { reader: { backstopMs: BACKSTOP_MS } });
+      const started = await Promise.race([
+        second.then(() => true),
+        new Promise<false>((r) => setTimeout(() => r(false), 15_000)),
+      ]);
+      const writeStart = performance.now();
+      await other.query(`INSERT INTO items (run, body) VALUES (301, 'meanwhile')`);
+      const writeMs = performance.now() - writeStart;
+      expect({ started, writeBlocked: writeMs > 2000 }).toEqual({
+        started: true,
+        writeBlocked: false,
+      });
+
+      await other.query(`ROLLBACK PREPARED 'polling_in_doubt'`);
+      const { rows } = await other.query(
+        `INSERT INTO items (run, body) VALUES (300, 'after') RETURNING id`,
+      );
+      const res = await fetch(`${items.url}/runs/300/changes?since=${cursor}&wait=20`);
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as ChangesBody).changes.map((c) => c.id)).toEqual([rows[0].id]);
+    } finally {
+      await other.query(`ROLLBACK PREPARED 'polling_in_doubt'`).catch(() => undefined); // already resolved above unless the test failed before
+      await (await second?.catch(() => null))?.close();
+      await inDoubt.end();
+      await other.end();
+    }
+  }, 120_000);
 });
