@@ -194,7 +194,7 @@ BEGIN
   IF (SELECT count(*) FILTER (WHERE tgfoid = v_fn_oid AND tgenabled <> 'D'
         AND tgname IN ('polling_capture_insert', 'polling_capture_update', 'polling_capture_delete'))
         <> 3 OR count(*) <> 3
-      FROM pg_trigger WHERE tgrelid = p_table AND tgname LIKE 'polling\_capture\_%') THEN
+      FROM pg_trigger WHERE tgrelid = p_table AND tgname LIKE 'polling\\_capture\\_%') THEN
     EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_insert ON %s', p_table);
     EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_update ON %s', p_table);
     EXECUTE format('DROP TRIGGER IF EXISTS polling_capture_delete ON %s', p_table);
