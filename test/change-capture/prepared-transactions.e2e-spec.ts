@@ -1,5 +1,6 @@
 import { Client } from 'pg';
 import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
+import { startPollingApp } from '../support/polling-app';
 import { OwnedPostgres } from '../support/owned-postgres';
 
 // Far above the idle poll cadence: a change that takes this long came by the backstop read.
@@ -123,6 +124,45 @@ describe('two-phase commit on tracked tables (max_prepared_transactions > 0)', (
     } finally {
       await other.query(`ROLLBACK PREPARED 'polling_in_doubt'`).catch(() => undefined); // already resolved above unless the test failed before
       await (await second?.catch(() => null))?.close();
+      await inDoubt.end();
+      await other.end();
+    }
+  }, 120_000);
+
+  it('a start that must change the tracking while a prepared write holds the table gives up within its lock timeout and leaves writers unblocked', async () => {
+    if (!owned) return;
+    const inDoubt = new Client({ connectionString: url });
+    const other = new Client({ connectionString: url, statement_timeout: 15_000 });
+    await inDoubt.connect();
+    await other.connect();
+    try {
+      await inDoubt.query('BEGIN');
+      await inDoubt.query(`INSERT INTO items (run, body) VALUES (400, 'in doubt')`);
+      await inDoubt.query(`PREPARE TRANSACTION 'polling_in_doubt_2'`);
+      // A deploy that renames the feed: its triggers must be replaced, which needs the table lock.
+      const start = startPollingApp({
+        postgres: { url },
+        tables: [{ table: 'items', partition: 'run', feed: 'items_renamed' }],
+        installSchema: true,
+        reader: { queryTimeoutMs: 4000 },
+      }).then(
+        async (app) => (await app.close(), null),
+        (e: Error) => e,
+      );
+      await new Promise((r) => setTimeout(r, 500)); // its DDL is waiting for the lock now
+      const writeStart = performance.now();
+      const wrote = await other
+        .query(`INSERT INTO items (run, body) VALUES (401, 'meanwhile')`)
+        .then(
+          () => 'ok',
+          (e: Error) => e.message,
+        );
+      const writeMs = performance.now() - writeStart;
+      expect(wrote).toBe('ok');
+      expect(writeMs).toBeLessThan(4000);
+      expect((await start)?.message).toMatch(/lock timeout/);
+    } finally {
+      await other.query(`ROLLBACK PREPARED 'polling_in_doubt_2'`).catch(() => undefined);
       await inDoubt.end();
       await other.end();
     }
