@@ -153,11 +153,15 @@ BEGIN
     BEGIN
       -- Only for the table tracked as this feed: a role allowed to EXECUTE this function (GRANT
       -- ... ON ALL FUNCTIONS) could attach it to a table of its own, whose key type's cast to
-      -- text would then run that role's code with this function's (the owner's) rights.
-      IF NOT EXISTS (SELECT 1 FROM ${s}.polling_tracked_tables
-                     WHERE table_name = TG_RELID::regclass AND feed = %3$L) THEN
-        RAISE EXCEPTION 'nestjs-polling: table %% is not tracked as feed %%', TG_RELID::regclass, %3$L
-          USING HINT = 'a capture function writes only for the table polling_track gave it';
+      -- text would then run that role's code with this function's (the owner's) rights. The oid
+      -- of the table at track time is the fast test (no query per statement); a table restored
+      -- from a dump has another oid and is looked up instead.
+      IF TG_RELID <> %4$s THEN
+        IF NOT EXISTS (SELECT 1 FROM ${s}.polling_tracked_tables
+                       WHERE table_name = TG_RELID::regclass AND feed = %3$L) THEN
+          RAISE EXCEPTION 'nestjs-polling: table %% is not tracked as feed %%', TG_RELID::regclass, %3$L
+            USING HINT = 'a capture function writes only for the table polling_track gave it';
+        END IF;
       END IF;
       IF TG_OP = 'INSERT' THEN
         INSERT INTO ${s}.polling_changes (feed, resource_id, op)
@@ -182,7 +186,7 @@ BEGIN
       END IF;
       RETURN NULL;
     END
-  $b$, v_feed_expr, p_key, v_feed);
+  $b$, v_feed_expr, p_key, v_feed, p_table::oid);
 
   EXECUTE format('CREATE OR REPLACE FUNCTION ${s}.%I() RETURNS trigger LANGUAGE plpgsql '
     'SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L', v_fn, v_body);
