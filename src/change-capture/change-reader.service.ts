@@ -133,7 +133,14 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     );
     try {
       if (this.options.installSchema) {
-        await installTracking(setup.client, this.options.schema, this.options.tables);
+        // The server gives up waiting for a table lock before the client's query timeout does.
+        const { queryTimeoutMs } = this.options.reader;
+        await installTracking(
+          setup.client,
+          this.options.schema,
+          this.options.tables,
+          (queryTimeoutMs * 3) / 4,
+        );
       }
       await checkTracking(setup.client, this.options.schema, this.options.tables);
     } finally {

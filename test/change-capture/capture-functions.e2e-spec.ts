@@ -102,6 +102,34 @@ describe('capture functions: one per feed, callable by writers without grants', 
     await polling.close();
   });
 
+  it('fails start-up when a capture trigger is disabled, and polling_track enables it again', async () => {
+    // Left over from a bulk load: ALTER TABLE ... DISABLE TRIGGER (pg_restore --disable-triggers).
+    await owner.query('ALTER TABLE north DISABLE TRIGGER polling_capture_update');
+    const tables = [
+      { table: 'north', feed: FEED_A },
+      { table: 'south', feed: FEED_B },
+    ];
+    const error = await startPollingApp({ postgres: { url: db.url }, tables }).then(
+      async (app) => (await app.close(), null),
+      (e: Error) => e,
+    );
+    expect(error).toBeInstanceOf(PollingConfigError);
+    expect((error as Error).message).toContain('table "north" is not tracked as configured');
+    expect((error as Error).message).toContain('1 of its capture triggers are disabled');
+
+    await owner.query(`SELECT polling_track('north', 'id', NULL, $1)`, [FEED_A]);
+    const polling = await startPollingApp({ postgres: { url: db.url }, tables });
+    try {
+      const before = (await polling.index.head())!.position;
+      await owner.query(`UPDATE north SET body = 'enabled again'`);
+      await waitFor(async () => (await polling.index.head())?.position === before + 1, {
+        message: 'the update captured',
+      });
+    } finally {
+      await polling.close();
+    }
+  });
+
   it('a writer with rights on the tracked table only inserts, updates and deletes, and the changes are delivered', async () => {
     const suffix = randomBytes(4).toString('hex');
     const role = `polling_writer_${suffix}`;

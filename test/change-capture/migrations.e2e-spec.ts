@@ -130,3 +130,58 @@ describe('upgrading an install from before per-feed capture functions', () => {
     }
   });
 });
+
+describe('a tracked table dropped without polling_untrack', () => {
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+
+  afterAll(() => db?.drop());
+
+  it('the upgrade re-tracks the tables that exist, the feed can be tracked again, and the migrations revert', async () => {
+    const first = new DataSource({
+      type: 'postgres',
+      url: db.url,
+      migrations: [PollingChangeLog1732350000000],
+    });
+    await first.initialize();
+    await first.runMigrations();
+    await first.query(`
+      CREATE TABLE gone (id int PRIMARY KEY);
+      CREATE TABLE kept (id int PRIMARY KEY);
+      SELECT polling_track('gone', 'id');
+      SELECT polling_track('kept', 'id');
+      DROP TABLE gone;`);
+    await first.destroy();
+
+    const all = new DataSource({ type: 'postgres', url: db.url, migrations: pollingMigrations });
+    await all.initialize();
+    try {
+      const ran = await all.runMigrations();
+      expect(ran.map((m) => m.name)).toEqual(['PollingCaptureFunctions1764900000000']);
+      await all.query('INSERT INTO kept VALUES (1)');
+      expect(await all.query('SELECT feed, resource_id FROM polling_changes')).toEqual([
+        { feed: 'kept', resource_id: '1' },
+      ]);
+      // A migration that creates the table again and tracks it under its old feed name.
+      await all.query(`CREATE TABLE gone (id int PRIMARY KEY); SELECT polling_track('gone', 'id')`);
+      await all.query('INSERT INTO gone VALUES (2)');
+      expect(
+        await all.query(`SELECT resource_id FROM polling_changes WHERE feed = 'gone'`),
+      ).toEqual([{ resource_id: '2' }]);
+      expect(
+        await all.query('SELECT table_name::text AS t FROM polling_tracked_tables ORDER BY 1'),
+      ).toEqual([{ t: 'gone' }, { t: 'kept' }]);
+
+      await all.query('DROP TABLE kept');
+      await all.undoLastMigration();
+      await all.undoLastMigration();
+      expect(await all.query(`SELECT to_regclass('polling_changes') AS t`)).toEqual([{ t: null }]);
+      await all.query('INSERT INTO gone VALUES (3)'); // no trigger left calling a dropped function
+    } finally {
+      await all.destroy();
+    }
+  });
+});

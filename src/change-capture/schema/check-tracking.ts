@@ -44,6 +44,10 @@ export async function checkTracking(client: Client, schema: string, tables: Reso
             WHERE tg.tgrelid = c.oid AND tg.tgname = ANY ($5::text[])
               AND p.pronamespace = $4::regnamespace AND p.prosecdef
               AND p.proname = "${schema}".polling_capture_function(tt.feed))::int AS own_triggers,
+         -- a disabled trigger (ALTER TABLE ... DISABLE TRIGGER, left over from a bulk load)
+         (SELECT count(*) FROM pg_trigger tg JOIN pg_proc p ON p.oid = tg.tgfoid
+            WHERE tg.tgrelid = c.oid AND tg.tgenabled = 'D' AND tg.tgname LIKE 'polling\\_capture\\_%'
+              AND p.pronamespace = $4::regnamespace)::int AS disabled,
          (SELECT string_agg(DISTINCT tg.tgfoid::regprocedure::text, ', ') FROM pg_trigger tg
             JOIN pg_proc p ON p.oid = tg.tgfoid
             WHERE tg.tgrelid = c.oid AND tg.tgname LIKE 'polling\\_capture\\_%'
@@ -64,13 +68,18 @@ export async function checkTracking(client: Client, schema: string, tables: Reso
     const matches =
       row.triggers === 3 &&
       row.own_triggers === 3 &&
+      row.disabled === 0 &&
       row.feed === t.feed &&
       row.key_column === t.key &&
       row.partition_column === t.partition;
     if (!matches) {
       // e.g. a trigger left calling another feed's function (names cut at 63 bytes before v2)
       const calls =
-        row.triggers > 0 && row.own_triggers < 3 ? `; its triggers call ${row.called}` : '';
+        row.triggers > 0 && row.own_triggers < 3
+          ? `; its triggers call ${row.called}`
+          : row.disabled > 0
+            ? `; ${row.disabled} of its capture triggers are disabled`
+            : '';
       throw new PollingConfigError(
         `table "${t.table}" is not tracked as configured (feed ${t.feed}, key ${t.key}, ` +
           `partition ${t.partition ?? 'none'}${calls}): run SELECT "${schema}".polling_track('${t.table}', ` +

@@ -12,16 +12,23 @@ function qualified(table: string): string {
     .join('.');
 }
 
-/** Installs the change log and starts tracking the tables; used by the module and migrations. */
+/**
+ * Installs the change log and starts tracking the tables; used by the module and migrations.
+ * `lockTimeoutMs` must be below the connection's client-side query timeout: a client that gives
+ * up does not end the server's wait, and trigger DDL waiting for a table lock (behind a long or
+ * prepared transaction that wrote it) queues every later writer of that table behind it.
+ */
 export async function installTracking(
   client: Client,
   schema: string,
   tables: ResolvedTable[],
+  lockTimeoutMs: number,
 ): Promise<void> {
   await client.query('BEGIN');
   try {
     await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [INSTALL_LOCK_KEY]);
     await client.query(`SET LOCAL client_min_messages = warning`);
+    await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
     await client.query(installChangeLogSql(schema));
     for (const t of tables) {
       await client
