@@ -28,8 +28,13 @@ export { InjectPollingOptions } from './polling.tokens';
 export { installChangeLogSql, uninstallChangeLogSql } from './change-capture/schema/change-log.sql';
 export {
   pollingMigrations,
+  pollingMigrationsFor,
   PollingChangeLog1732350000000,
   PollingCaptureFunctions1764900000000,
+  trackTable,
+  untrackTable,
+  type SqlRunner,
+  type TrackTableOptions,
 } from './migrations';
 
 // ── Decorators ──────────────────────────────────────────────────────────────────────────────
