@@ -21,6 +21,7 @@ export type {
   RetentionOptions,
   TrackedTable,
 } from './polling-options.interface';
+export type { PostgresClientConfig, RedisClientLike, RedisClientOptions } from './peer-types';
 export { PollingConfigError } from './polling-config.error';
 export { InjectPollingOptions } from './polling.tokens';
 
