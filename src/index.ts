@@ -21,6 +21,7 @@ export type {
   RetentionOptions,
   TrackedTable,
 } from './polling-options.interface';
+export type { PostgresClientConfig, RedisClientLike, RedisClientOptions } from './peer-types';
 export { PollingConfigError } from './polling-config.error';
 export { InjectPollingOptions } from './polling.tokens';
 
@@ -28,8 +29,13 @@ export { InjectPollingOptions } from './polling.tokens';
 export { installChangeLogSql, uninstallChangeLogSql } from './change-capture/schema/change-log.sql';
 export {
   pollingMigrations,
+  pollingMigrationsFor,
   PollingChangeLog1732350000000,
   PollingCaptureFunctions1764900000000,
+  trackTable,
+  untrackTable,
+  type SqlRunner,
+  type TrackTableOptions,
 } from './migrations';
 
 // ── Decorators ──────────────────────────────────────────────────────────────────────────────

@@ -1,6 +1,5 @@
 import type { Request } from 'express';
-import type { ClientConfig } from 'pg';
-import type { Redis, RedisOptions } from 'ioredis';
+import type { PostgresClientConfig, RedisClientLike, RedisClientOptions } from './peer-types';
 import type { DataSource } from 'typeorm';
 
 /** A table whose writes become feeds. */
@@ -20,15 +19,15 @@ export interface TrackedTable {
 
 export type PostgresConnection =
   | { url: string }
-  | { config: ClientConfig }
+  | { config: PostgresClientConfig }
   /** Reuse the app's TypeORM DataSource settings; the reader still opens its own connection. */
   | { dataSource: DataSource };
 
 export type RedisConnection =
   | { url: string }
-  | { options: RedisOptions }
+  | { options: RedisClientOptions }
   /** An existing client: the module duplicates it for pub/sub and never closes it. */
-  | { client: Redis };
+  | { client: RedisClientLike };
 
 export interface RetentionOptions {
   /** Keep change-log rows at least this long. */

@@ -34,9 +34,15 @@ import { PollingConnections } from './polling-connections';
 import {
   ConfigurablePollingModule,
   POLLING_MODULE_OPTIONS,
+  POLLING_ASYNC_OPTIONS_TYPE,
   POLLING_OPTIONS_TYPE,
 } from './polling.module-definition';
-import { POLLING_INDEX_KEYS, POLLING_REDIS, POLLING_RESOLVED_OPTIONS } from './polling.tokens';
+import {
+  POLLING_INDEX_KEYS,
+  POLLING_METRICS_ROUTE,
+  POLLING_REDIS,
+  POLLING_RESOLVED_OPTIONS,
+} from './polling.tokens';
 import { resolveMetrics, resolveOptions, type ResolvedOptions } from './resolve-options';
 
 @Module({
@@ -134,10 +140,29 @@ export class PollingModule extends ConfigurablePollingModule {
   static forRoot(options: typeof POLLING_OPTIONS_TYPE): DynamicModule {
     const definition = super.forRoot(options);
     const metrics = resolveMetrics(options);
-    if (!metrics.enabled || metrics.path === false) return definition;
+    const mounted = metrics.enabled && metrics.path !== false ? metrics.path : null;
+    const providers = [
+      ...(definition.providers ?? []),
+      { provide: POLLING_METRICS_ROUTE, useValue: mounted },
+    ];
+    if (mounted === null) return { ...definition, providers };
     return {
       ...definition,
-      controllers: [...(definition.controllers ?? []), createMetricsController(metrics.path)],
+      providers,
+      controllers: [...(definition.controllers ?? []), createMetricsController(mounted)],
     };
+  }
+
+  /**
+   * As generated. Its options arrive after Nest has fixed the module's routes, so it mounts no
+   * metrics route: PollingMetrics says so at start-up if `metrics.path` asks for one.
+   */
+  static forRootAsync(options: typeof POLLING_ASYNC_OPTIONS_TYPE): DynamicModule {
+    const definition = super.forRootAsync(options);
+    const providers = [
+      ...(definition.providers ?? []),
+      { provide: POLLING_METRICS_ROUTE, useValue: null },
+    ];
+    return { ...definition, providers };
   }
 }

@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { trackTable, untrackTable } from '../../src';
 
 /** The example app's tables, tracked by the polling module (run after the change-log migration). */
 export class ExampleTables1732360000000 implements MigrationInterface {
@@ -26,15 +27,15 @@ export class ExampleTables1732360000000 implements MigrationInterface {
         updated_at timestamptz NOT NULL DEFAULT now()
       );
       CREATE INDEX tasks_pending ON tasks (id) WHERE status = 'pending';
-      SELECT polling_track('messages', 'id', 'channel');
-      SELECT polling_track('tasks', 'id', 'id');
     `);
+    await trackTable(q, 'messages', { key: 'id', partition: 'channel' });
+    await trackTable(q, 'tasks', { key: 'id', partition: 'id' });
   }
 
   async down(q: QueryRunner): Promise<void> {
+    await untrackTable(q, 'tasks');
+    await untrackTable(q, 'messages');
     await q.query(`
-      SELECT polling_untrack('tasks');
-      SELECT polling_untrack('messages');
       DROP TABLE tasks;
       DROP TABLE messages;
     `);

@@ -4,7 +4,7 @@ import type { PostgresConnection } from '../polling-options.interface';
 /** The connection settings for the module's own connections, from whichever form was given. */
 export function postgresClientConfig(connection: PostgresConnection): ClientConfig {
   if ('url' in connection) return { connectionString: connection.url };
-  if ('config' in connection) return { ...connection.config };
+  if ('config' in connection) return { ...(connection.config as ClientConfig) };
   // TypeORM's postgres options use `username`; node-postgres calls it `user`.
   const o = connection.dataSource.options as unknown as Record<string, unknown>;
   if (o.type !== 'postgres') {

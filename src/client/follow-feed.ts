@@ -16,6 +16,7 @@ import {
   type ShortPollOptions,
 } from './short-poll.js';
 import { sleep } from './sleep.js';
+import { resolveUrl } from './url.js';
 import type { CommonFollowOptions } from './types.js';
 
 /** What `onChanges` learns besides the body. */
@@ -94,17 +95,16 @@ export async function followFeed<TBody = unknown>(
   if (chosen !== 'long' && chosen !== 'short' && chosen !== 'sse') {
     throw new TypeError("mode must be 'long', 'short' or 'sse'");
   }
-  if (typeof options.url !== 'string' || options.url.length === 0) {
-    throw new TypeError('url is required');
-  }
-  if (chosen === 'sse' && (typeof options.streamUrl !== 'string' || !options.streamUrl)) {
-    throw new TypeError("streamUrl is required for mode 'sse'");
-  }
+  const feedUrl = resolveUrl('url', options.url, options.baseUrl);
+  const streamUrl =
+    chosen === 'sse'
+      ? resolveUrl("streamUrl (for mode 'sse')", options.streamUrl, options.baseUrl)
+      : undefined;
   const bounds = intervalBounds(options.shortPoll);
   let cursor: string | null = options.since ?? null;
   let mode: 'long' | 'short' = chosen === 'short' ? 'short' : 'long';
   if (chosen === 'sse') {
-    const streamed = await followStream(options, loop, cursor);
+    const streamed = await followStream({ ...options, streamUrl }, loop, cursor);
     if (streamed.kind === 'stopped') return;
     cursor = streamed.cursor;
     mode = 'long';
@@ -115,7 +115,7 @@ export async function followFeed<TBody = unknown>(
   while (await loop.ready()) {
     const sent = cursor;
     const headers = await resolveHeaders(options.headers);
-    let url = options.url;
+    let url = feedUrl;
     let timeoutMs = loop.timeoutMs;
     if (sent !== null) {
       const wait = mode === 'long' ? loop.waitText : '0';
@@ -131,6 +131,7 @@ export async function followFeed<TBody = unknown>(
       if (signal.aborted || !(await retrier.wait(error, null))) break;
       continue;
     }
+    res = loop.select(res);
     const status = res.status;
 
     if (status === 409) {

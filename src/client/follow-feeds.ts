@@ -2,6 +2,7 @@ import { httpError, isRetryableStatus, PollHttpError } from './errors.js';
 import { bodyCursor, resolveHeaders, send, type PollResponse } from './http.js';
 import { failureOf, loopSettings } from './loop.js';
 import type { CommonFollowOptions } from './types.js';
+import { resolveUrl } from './url.js';
 
 /** What the per-feed `onChanges` learns besides the body. */
 export interface FeedChangesInfo {
@@ -50,9 +51,7 @@ export async function followFeeds<TBody = unknown>(
 ): Promise<void> {
   const loop = loopSettings(options);
   const { signal, retrier } = loop;
-  if (typeof options.url !== 'string' || options.url.length === 0) {
-    throw new TypeError('url is required');
-  }
+  const url = resolveUrl('url', options.url, options.baseUrl);
   const cursors = new Map<string, string | null>(Object.entries(options.feeds ?? {}));
   if (cursors.size === 0) throw new TypeError('feeds must name at least one feed');
   for (const [feed, cursor] of cursors) {
@@ -71,17 +70,12 @@ export async function followFeeds<TBody = unknown>(
 
     let res: PollResponse;
     try {
-      res = await send(
-        loop.fetchFn,
-        options.url,
-        { method: 'POST', headers, body },
-        signal,
-        timeoutMs,
-      );
+      res = await send(loop.fetchFn, url, { method: 'POST', headers, body }, signal, timeoutMs);
     } catch (error) {
       if (signal.aborted || !(await retrier.wait(error, null))) break;
       continue;
     }
+    res = loop.select(res);
 
     if (res.status === 204) {
       retrier.reset();
@@ -103,6 +97,10 @@ export async function followFeeds<TBody = unknown>(
     let feedFailure: PollHttpError | null = null;
     for (const [feed, answer] of answers) {
       if (!cursors.has(feed)) continue;
+      const read = (answer.status >= 200 && answer.status < 300) || answer.status === 409;
+      if (read && options.select && answer.body !== null && typeof answer.body === 'object') {
+        answer.body = options.select(answer.body);
+      }
       const cursor = typeof answer.cursor === 'string' ? answer.cursor : bodyCursor(answer.body);
       if (answer.status === 409) {
         if (cursor === null) {

@@ -23,6 +23,8 @@ export interface LoopSettings {
   timeoutMs: number;
   /** Resolves false when stopped while waiting for a hidden page. */
   ready(): Promise<boolean>;
+  /** The answer with the `select` option applied to a 2xx or 409 body. */
+  select(res: PollResponse): PollResponse;
 }
 
 export function loopSettings(options: CommonFollowOptions): LoopSettings {
@@ -53,7 +55,14 @@ export function loopSettings(options: CommonFollowOptions): LoopSettings {
     waitMs: Number(waitText) * 1000,
     timeoutMs,
     ready: () => (pause ? whenPageVisible(signal) : Promise.resolve(!signal.aborted)),
+    select: (res) => selectBody(res, options.select),
   };
+}
+
+function selectBody(res: PollResponse, select: ((body: unknown) => unknown) | undefined) {
+  if (select === undefined || res.body === null || typeof res.body !== 'object') return res;
+  const read = (res.status >= 200 && res.status < 300) || res.status === 409;
+  return read ? { ...res, body: select(res.body) } : res;
 }
 
 /** An error answer: what to do about it. */

@@ -55,6 +55,20 @@ export interface RetryInfo {
 export interface CommonFollowOptions {
   /** Stops following: the request in flight is aborted and the returned promise resolves. */
   signal: AbortSignal;
+  /**
+   * Base of relative `url`s (and `streamUrl`), e.g. `http://localhost:3000`. In a browser they
+   * resolve against the page without it; in Node a relative URL needs it.
+   */
+  baseUrl?: string;
+  /**
+   * Unwraps the JSON body of every 2xx and 409 answer before the client reads it, for apps whose
+   * responses are wrapped in an envelope: `select: (b) => (b as { data: unknown }).data`. The
+   * cursor is read from the `Poll-Cursor` header, else from the selected body's `cursor`; what
+   * it returns goes to `onChanges`. In a batch (`followFeeds`) it unwraps the answer and each
+   * feed's body. If it throws, following stops with that error. Event-stream (`mode: 'sse'`)
+   * messages are passed as sent.
+   */
+  select?(body: unknown): unknown;
   /** Sent with every request; see {@link HeadersOption}. */
   headers?: HeadersOption;
   /**

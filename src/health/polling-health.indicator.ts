@@ -2,9 +2,13 @@ import { Injectable } from '@nestjs/common';
 import { Client } from 'pg';
 import { ChangeReader } from '../change-capture/change-reader.service';
 import { postgresClientConfig } from '../change-capture/postgres-config';
-import type { RedisHandle } from '../change-index/redis-connection';
 import { InjectPollingRedis, InjectPollingOptions } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
+
+/** The part of the module's Redis client (ioredis) the health check uses. */
+interface PingClient {
+  ping(): Promise<string>;
+}
 
 /**
  * The shape @nestjs/terminus expects from a health indicator (`HealthIndicatorResult`): one entry
@@ -40,7 +44,8 @@ export class PollingHealthIndicator {
   constructor(
     private readonly changeReader: ChangeReader,
     @InjectPollingOptions() private readonly options: ResolvedOptions,
-    @InjectPollingRedis() private readonly redisHandle: RedisHandle | null,
+    // Only PING is used: typed by that, so the public .d.ts needs no ioredis.
+    @InjectPollingRedis() private readonly redisHandle: { client: PingClient } | null,
   ) {}
 
   /**

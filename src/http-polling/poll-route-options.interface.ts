@@ -45,7 +45,11 @@ export interface PollContext {
   since: string | null;
   /** The cursor the client should send next (also sent as the Poll-Cursor header). */
   cursor: string;
-  /** Resource ids changed after `since`, oldest change first, latest change per id. */
+  /**
+   * Resource ids changed after `since`, oldest change first, latest change per id. Strings: the
+   * key column's text form (`'42'` for an integer key). Empty for the head (no `since`) and for a
+   * short poll that found nothing, where the handler answers for no changes.
+   */
   changedIds: string[];
   /** False when more ids changed than one response carries: poll again at once. */
   complete: boolean;

@@ -33,7 +33,8 @@ type PollRequest = BatchMemberRequest & { [POLL_CONTEXT_KEY]?: PollContext };
 
 /**
  * The @Poll / @LongPoll transport over the hold core (FeedWatch): reads the cursor, wait and
- * ETag, answers 304 / 204 / 409, and runs the handler only when there is something to send.
+ * ETag, answers 304 / 204 / 409 itself, and runs the handler for a 200: changes, the head (no
+ * since) or a short poll without If-None-Match that found none (then changedIds is empty).
  */
 @Injectable()
 export class PollingInterceptor implements NestInterceptor {

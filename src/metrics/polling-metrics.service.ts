@@ -1,4 +1,4 @@
-import { Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, OnApplicationShutdown, OnModuleInit, Optional } from '@nestjs/common';
 import type * as PromClient from 'prom-client';
 import { Subscription } from 'rxjs';
 import { ResponseAggregator } from '../aggregation/response-aggregator.service';
@@ -14,7 +14,7 @@ import {
 import type { RejectReason } from '../http-polling/watch/watch.errors';
 import { loadOptionalPeer } from '../optional-peer';
 import type { MetricsRegistry } from '../polling-options.interface';
-import { InjectPollingOptions } from '../polling.tokens';
+import { InjectPollingOptions, POLLING_METRICS_ROUTE } from '../polling.tokens';
 import { PollingConfigError, type ResolvedOptions } from '../resolve-options';
 
 export type { PollKind, RejectReason };
@@ -56,8 +56,19 @@ export class PollingMetrics implements OnModuleInit, OnApplicationShutdown {
     private readonly aggregator: ResponseAggregator,
     private readonly bus: ChangeBus,
     private readonly events: PollingEvents,
+    @Optional() @Inject(POLLING_METRICS_ROUTE) mountedRoute: string | null = null,
   ) {
-    this.m = options.metrics.enabled ? this.create() : null;
+    const { enabled, path } = options.metrics;
+    this.m = enabled ? this.create() : null;
+    if (enabled && path !== false && mountedRoute === null) {
+      // forRootAsync: the options came after Nest had fixed the module's routes.
+      throw new PollingConfigError(
+        `metrics.path "${path}" is not served: PollingModule.forRootAsync cannot mount the ` +
+          'metrics route (its options arrive after the routes are fixed). Set metrics: ' +
+          "{ enabled: true, path: false } and add createMetricsController('metrics') to your " +
+          "module's controllers",
+      );
+    }
   }
 
   get enabled(): boolean {

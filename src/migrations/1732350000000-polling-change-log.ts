@@ -1,20 +1,23 @@
-// Installs the change log only. Start tracking a table from your own migration, e.g.
-// `await queryRunner.query(\`SELECT polling_track('messages', 'id', 'channel')\`)`.
-import type { MigrationInterface, QueryRunner } from 'typeorm';
+// Installs the change log only. Start tracking a table from your own migration with
+// `trackTable(queryRunner, 'messages', { key: 'id', partition: 'channel' })`.
 import {
   installChangeLogSql,
   uninstallChangeLogSql,
 } from '../change-capture/schema/change-log.sql';
-import { pollingSchema as schema } from './polling-schema';
+import { defaultPollingSchema } from './polling-schema';
+import type { SqlRunner } from './sql-runner';
 
-export class PollingChangeLog1732350000000 implements MigrationInterface {
+export class PollingChangeLog1732350000000 {
   name = 'PollingChangeLog1732350000000';
 
-  async up(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query(installChangeLogSql(schema()));
+  /** TypeORM constructs it without arguments; pollingMigrationsFor(schema) binds a schema. */
+  constructor(protected readonly schema: string = defaultPollingSchema()) {}
+
+  async up(queryRunner: SqlRunner): Promise<void> {
+    await queryRunner.query(installChangeLogSql(this.schema));
   }
 
-  async down(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.query(uninstallChangeLogSql(schema()));
+  async down(queryRunner: SqlRunner): Promise<void> {
+    await queryRunner.query(uninstallChangeLogSql(this.schema));
   }
 }

@@ -12,6 +12,7 @@ import { Registry } from 'prom-client';
 import {
   BatchPoll,
   ChangeReader,
+  createMetricsController,
   LongPoll,
   PollContext,
   PollingHealthIndicator,
@@ -225,6 +226,54 @@ describe('metrics options on an app of its own (PollingModule.forRoot)', () => {
       .slice(mark)
       .filter((l) => l.level === 'log' || l.level === 'warn' || l.level === 'error');
     expect(loud).toEqual([]);
+  });
+});
+
+describe('metrics.enabled with PollingModule.forRootAsync', () => {
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await createItemsTable(db);
+  });
+
+  afterAll(() => db?.drop());
+
+  async function startAsync(metrics: PollingModuleOptions['metrics'], mount: boolean) {
+    @Module({
+      imports: [
+        PollingModule.forRootAsync({ useFactory: async () => itemsOptions(db, { metrics }) }),
+      ],
+      controllers: mount ? [createMetricsController('metrics')] : [],
+    })
+    class AsyncOpsModule {}
+    const app = await NestFactory.create(AsyncOpsModule, { logger: false, abortOnError: false });
+    try {
+      await app.listen(0, '127.0.0.1');
+    } catch (error) {
+      await app.close().catch(() => undefined);
+      throw error;
+    }
+    return app;
+  }
+
+  it('a metrics.path it cannot mount fails start-up saying what to do, instead of a silent 404', async () => {
+    await expect(startAsync({ enabled: true }, false)).rejects.toThrow(
+      /forRootAsync cannot mount the metrics route.*path: false.*createMetricsController/s,
+    );
+  });
+
+  it('path: false with createMetricsController serves the metrics', async () => {
+    const app = await startAsync({ enabled: true, path: false }, true);
+    try {
+      const { port } = app.getHttpServer().address() as { port: number };
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain('polling_held_requests');
+    } finally {
+      app.getHttpServer().closeAllConnections();
+      await app.close();
+    }
   });
 });
 

@@ -14,7 +14,8 @@ export async function checkTracking(client: Client, schema: string, tables: Reso
   if (logRows[0].t === null) {
     throw new PollingConfigError(
       `the change log "${schema}".polling_changes does not exist: run the migrations ` +
-        '(npm run migration:run) or set installSchema: true',
+        `(${schema === 'public' ? 'pollingMigrations' : `pollingMigrationsFor('${schema}')`} ` +
+        'in your DataSource) or set installSchema: true',
     );
   }
   const { rows: fnRows } = await client.query('SELECT to_regprocedure($1) AS f', [
