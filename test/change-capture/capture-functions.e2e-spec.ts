@@ -104,7 +104,9 @@ describe('capture functions: one per feed, callable by writers without grants', 
 
   it('fails start-up when a capture trigger is disabled, and polling_track enables it again', async () => {
     // Left over from a bulk load: ALTER TABLE ... DISABLE TRIGGER (pg_restore --disable-triggers).
-    await owner.query('ALTER TABLE north DISABLE TRIGGER polling_capture_update');
+    await owner.query(
+      `ALTER TABLE north DISABLE TRIGGER ${captureTriggerName('public', 'update')}`,
+    );
     const tables = [
       { table: 'north', feed: FEED_A },
       { table: 'south', feed: FEED_B },

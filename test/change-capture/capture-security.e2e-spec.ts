@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { installChangeLogSql } from '../../src';
+import { captureTriggerName } from '../../src/change-capture/schema/schema-name';
 import { retrackAllSql } from '../../src/change-capture/schema/change-log.sql';
 import { adminUrl, createTestDatabase, type TestDatabase } from '../support/test-database';
 
@@ -51,7 +52,8 @@ describe('capture functions: nothing a writer controls runs with the owner right
       await owner.query(`GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO ${name}`);
       const { rows } = await owner.query(
         `SELECT tgfoid::regprocedure::text AS fn FROM pg_trigger
-         WHERE tgrelid = 'items'::regclass AND tgname = 'polling_capture_insert'`,
+         WHERE tgrelid = 'items'::regclass AND tgname = $1`,
+        [captureTriggerName('public', 'insert')],
       );
       // A temp type whose cast to text is the writer's own code: the capture function's key cast
       // would run it with the capture function's (the owner's) rights.
