@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
+import { followRunOne, startItemsApp, type ItemsApp } from '../fixtures/items-app';
 import { createItemsTable } from '../support/polling-app';
 import { OwnedRedisServer } from '../support/redis-server';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
@@ -40,19 +40,6 @@ describe('two change logs in one database tracking one table', () => {
     await db?.drop();
   });
 
-  async function follow(app: ItemsApp, cursor: string, want: number): Promise<string[]> {
-    const ids: string[] = [];
-    const deadline = Date.now() + 10_000;
-    while (ids.length < want && Date.now() < deadline) {
-      const res = await fetch(`${app.url}/runs/1/changes?since=${cursor}&wait=2`);
-      if (res.status !== 200) continue;
-      const body = (await res.json()) as ChangesBody;
-      ids.push(...body.changes.map((c) => c.id));
-      cursor = body.cursor;
-    }
-    return ids;
-  }
-
   it('delivers every change to both apps', async () => {
     const cursors = await Promise.all(
       apps.map(async (app) => {
@@ -63,7 +50,9 @@ describe('two change logs in one database tracking one table', () => {
     const { rows } = await writer.query<{ id: string }>(
       `INSERT INTO items (run, body) SELECT 1, 'x' FROM generate_series(1, ${WRITES}) RETURNING id`,
     );
-    const seen = await Promise.all(apps.map((app, i) => follow(app, cursors[i], WRITES)));
+    const seen = await Promise.all(
+      apps.map((app, i) => followRunOne(app, cursors[i], WRITES, 10_000)),
+    );
     const expected = rows.map((r) => r.id);
     expect(seen).toEqual([expected, expected]);
   }, 30_000);

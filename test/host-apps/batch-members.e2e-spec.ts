@@ -1,7 +1,7 @@
 import { ValidationPipe } from '@nestjs/common';
 import { Client } from 'pg';
 import { HeldRequests } from '../../src/http-polling/held-requests.service';
-import { createItemsTable } from '../support/polling-app';
+import { createItemsTable, insertItem } from '../support/polling-app';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { waitFor } from '../support/wait-for';
 import { batch, expectStatus, startApp, type Started } from './feed-app';
@@ -41,13 +41,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function insert(run: number): Promise<string> {
-  const { rows } = await writer.query<{ id: string }>(
-    'INSERT INTO items (run, body) VALUES ($1, $2) RETURNING id',
-    [run, 'member'],
-  );
-  return rows[0].id;
-}
+const insert = (run: number) => insertItem(writer, run, 'member');
 
 async function cursors(keys: string[]): Promise<Record<string, string>> {
   const start = await batch(host.url, Object.fromEntries(keys.map((k) => [k, null])));

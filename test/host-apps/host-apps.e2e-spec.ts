@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { createItemsTable } from '../support/polling-app';
+import { createItemsTable, insertItem } from '../support/polling-app';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { HOST_APP_CONFIGS, type HostAppConfig } from './host-app-configs';
 import { startHostApp, type HostApp } from './host-app';
@@ -57,13 +57,7 @@ describe.each(HOST_APP_CONFIGS.map((config) => [config.name, config] as const))(
       await db?.drop();
     });
 
-    async function insert(run: number): Promise<string> {
-      const { rows } = await writer.query<{ id: string }>(
-        'INSERT INTO items (run, body) VALUES ($1, $2) RETURNING id',
-        [run, 'host app'],
-      );
-      return rows[0].id;
-    }
+    const insert = (run: number) => insertItem(writer, run, 'host app');
 
     /** The feed's head cursor (the route answers 200 with it). */
     async function head(path: string, headers: Record<string, string> = {}): Promise<string> {

@@ -10,7 +10,7 @@ import { APP_GUARD, REQUEST } from '@nestjs/core';
 import type { Request } from 'express';
 import { request } from 'node:http';
 import { Client } from 'pg';
-import { createItemsTable } from '../support/polling-app';
+import { createItemsTable, insertItem } from '../support/polling-app';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { batch, expectStatus, startApp, type Started } from './feed-app';
 import {
@@ -47,13 +47,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function insert(run: number): Promise<string> {
-  const { rows } = await writer.query<{ id: string }>(
-    'INSERT INTO items (run, body) VALUES ($1, $2) RETURNING id',
-    [run, 'scoped'],
-  );
-  return rows[0].id;
-}
+const insert = (run: number) => insertItem(writer, run, 'scoped');
 
 describe('batch poll over request-scoped controllers and guards', () => {
   let host: Started;

@@ -2,7 +2,7 @@ import { ClassSerializerInterceptor } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { Client } from 'pg';
 import { HeldRequests } from '../../src/http-polling/held-requests.service';
-import { createItemsTable } from '../support/polling-app';
+import { createItemsTable, insertItem } from '../support/polling-app';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { waitFor } from '../support/wait-for';
 import { startApp, type Started } from './feed-app';
@@ -32,13 +32,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function insert(run: number): Promise<string> {
-  const { rows } = await writer.query<{ id: string }>(
-    'INSERT INTO items (run, body) VALUES ($1, $2) RETURNING id',
-    [run, 'view'],
-  );
-  return rows[0].id;
-}
+const insert = (run: number) => insertItem(writer, run, 'view');
 
 describe('@LiveStream in an app with a global ClassSerializerInterceptor', () => {
   it('the long poll leaves out the excluded field', async () => {

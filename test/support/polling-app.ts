@@ -80,3 +80,12 @@ export async function loggedChanges(client: Client, feed: string): Promise<strin
   );
   return rows.map((r) => r.resource_id as string);
 }
+
+/** Commits one row into `items` for feed `run`; resolves with its id (as the feed sends it). */
+export async function insertItem(writer: Client, run: number, body = 'item'): Promise<string> {
+  const { rows } = await writer.query<{ id: string }>(
+    'INSERT INTO items (run, body) VALUES ($1, $2) RETURNING id',
+    [run, body],
+  );
+  return rows[0].id;
+}
