@@ -235,19 +235,39 @@ function holdPoll(url: string, apiKey: string): Promise<HeldReply> {
 
 const HELD_AT_SIGTERM = 200;
 
+/**
+ * A task the worker has finished: its feed never changes again, and no follower polls the `tasks`
+ * feed, so the instance's held count for that feed is exactly the polls this fault holds on it.
+ */
+async function finishedTaskFeed(url: string, apiKey: string): Promise<string> {
+  const headers = { Authorization: `Bearer ${apiKey}`, 'Content-Type': 'application/json' };
+  const created = await fetch(`${url}/tasks`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ input: 'held at sigterm' }),
+  });
+  const { id } = (await created.json()) as { id: string };
+  let since = '';
+  await waitFor(
+    async () => {
+      const poll = await fetch(`${url}/tasks/${id}`, { headers });
+      const body = (await poll.json()) as { task: { status: string }; cursor: string };
+      since = body.cursor;
+      return body.task.status === 'done';
+    },
+    { timeoutMs: 15_000, intervalMs: 100, message: 'the task was not done' },
+  );
+  return `${url}/tasks/${id}?since=${encodeURIComponent(since)}&wait=30`;
+}
+
 const sigtermWithHeldPolls: Fault = {
   name: '7 SIGTERM with 200 held polls',
   skipReason: runs,
   async inject(context) {
     const target = context.instances.find((i) => i.running)!;
-    // A channel nobody writes to: all 200 polls stay held until the signal.
-    const feed = `${target.url}/channels/quiet/changes`;
-    const head = await fetch(feed, { headers: { Authorization: 'Bearer key-2' } });
-    const { cursor } = (await head.json()) as { cursor: string };
-    const before = await heldRequests(target);
-    const since = `${feed}?since=${encodeURIComponent(cursor)}&wait=30`;
-    const replies = Array.from({ length: HELD_AT_SIGTERM }, () => holdPoll(since, 'key-2'));
-    await waitFor(async () => (await heldRequests(target)) >= before + HELD_AT_SIGTERM, {
+    const feed = await finishedTaskFeed(target.url, 'key-2');
+    const replies = Array.from({ length: HELD_AT_SIGTERM }, () => holdPoll(feed, 'key-2'));
+    await waitFor(async () => (await heldRequests(target, 'tasks')) === HELD_AT_SIGTERM, {
       timeoutMs: 10_000,
       intervalMs: 50,
       message: 'the 200 polls were not all held',

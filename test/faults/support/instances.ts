@@ -49,7 +49,8 @@ export async function findLeader(
   return leader!;
 }
 
-/** Requests held right now by the instance, summed over feeds (from its /metrics). */
-export async function heldRequests(instance: ExampleProcess): Promise<number> {
-  return (await scrape(`${instance.url}/metrics`)).value('polling_held_requests');
+/** Requests held right now by the instance (from its /metrics): one feed's, or summed over feeds. */
+export async function heldRequests(instance: ExampleProcess, feed?: string): Promise<number> {
+  const labels = feed === undefined ? undefined : { feed };
+  return (await scrape(`${instance.url}/metrics`)).value('polling_held_requests', labels);
 }
