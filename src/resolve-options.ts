@@ -52,7 +52,7 @@ export { PollingConfigError };
 function positiveInt(value: unknown, name: string, max = Number.MAX_SAFE_INTEGER, min = 1): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new PollingConfigError(
-      `${name} must be an integer between 1 and ${max}, got ${String(value)}`,
+      `${name} must be an integer between ${min} and ${max}, got ${String(value)}`,
     );
   }
   return value;
@@ -202,12 +202,7 @@ export function resolveOptions(options: PollingModuleOptions): ResolvedOptions {
   if (typeof keyPrefix !== 'string' || keyPrefix.length === 0 || keyPrefix.length > 200) {
     throw new PollingConfigError('keyPrefix must be a non-empty string of at most 200 characters');
   }
-  let schema: string;
-  try {
-    schema = assertSchemaName(options.schema ?? DEFAULT_SCHEMA);
-  } catch (error) {
-    throw new PollingConfigError((error as Error).message);
-  }
+  const schema = assertSchemaName(options.schema ?? DEFAULT_SCHEMA);
   const r = { ...READER_DEFAULTS, ...defined(options.reader) };
   return {
     postgres: options.postgres,

@@ -11,6 +11,7 @@ import {
   startPollingApp,
   type PollingApp,
 } from '../support/polling-app';
+import { requireCommand } from '../support/system-tools';
 
 describe('capture lives in the database; long transactions stall, never skip', () => {
   let db: TestDatabase;
@@ -37,7 +38,7 @@ describe('capture lives in the database; long transactions stall, never skip', (
   });
 
   it('captures a write made with psql, outside the app', async () => {
-    await promisify(execFile)('psql', [
+    await promisify(execFile)(requireCommand('psql'), [
       db.url,
       '-v',
       'ON_ERROR_STOP=1',

@@ -2,16 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { CHROMIUM_ARGS, findOrInstallChromium } from '../support/chromium';
+import { CHROMIUM_ARGS, chromiumPath } from '../support/chromium';
 import { startExampleOnFreshDatabase, type RunningExample } from '../support/example-app';
 
-const chromiumFound = findOrInstallChromium();
-const describeWithChromium = 'path' in chromiumFound ? describe : describe.skip;
-if (!('path' in chromiumFound)) {
-  console.warn(`demo page test skipped: ${chromiumFound.missing}`);
-}
-
-describeWithChromium('demo page in headless Chromium', () => {
+describe('demo page in headless Chromium', () => {
   let run: RunningExample;
   let browser: Browser;
 
@@ -24,9 +18,10 @@ describeWithChromium('demo page in headless Chromium', () => {
         stdio: 'inherit',
       });
     }
+    const executablePath = chromiumPath(); // before anything starts: fails the suite if missing
     run = await startExampleOnFreshDatabase({ TASK_DELAY_MS: '300' });
     browser = await chromium.launch({
-      executablePath: (chromiumFound as { path: string }).path,
+      executablePath,
       args: CHROMIUM_ARGS,
     });
   }, 120_000);

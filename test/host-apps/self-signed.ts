@@ -2,13 +2,14 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { requireCommand } from '../support/system-tools';
 
 /** A throw-away self-signed certificate for 127.0.0.1 (openssl, as on any CI image). */
 export function selfSignedCertificate(): { key: string; cert: string } {
   const dir = mkdtempSync(join(tmpdir(), 'host-app-tls-'));
   try {
     execFileSync(
-      'openssl',
+      requireCommand('openssl'),
       [
         ...['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1'],
         ...['-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')],
