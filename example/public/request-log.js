@@ -64,7 +64,12 @@ export function loggedFetch(panel) {
       set('held', `${Math.round(performance.now() - started)} ms`);
       // An event stream stays open: each event gets its own row (logStreamEvent).
       set('wake', stream ? 'stream open' : (res.headers.get('Poll-Wake') ?? '—'));
-      if (!stream) set('cursor', await answerCursor(res, transport));
+      // Read beside the SDK (a batch body from a clone): the log never holds up or fails a request.
+      if (!stream)
+        answerCursor(res, transport).then(
+          (cursor) => set('cursor', cursor),
+          () => set('cursor', '—'),
+        );
       return res;
     } catch (error) {
       set('status', error.name === 'AbortError' ? 'aborted' : 'failed');
