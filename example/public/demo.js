@@ -1,8 +1,10 @@
 // The demo page: everything live comes through the client SDK (served at /sdk/).
 import { followFeed } from '/sdk/index.js';
+import { followChannel, TRANSPORTS } from './follow-channel.js';
+import { loggedFetch } from './request-log.js';
 
 const $ = (selector) => document.querySelector(selector);
-const state = { channel: null, follow: null, messages: new Map() };
+const state = { channel: null, cursor: null, transport: 'long', follow: null, messages: new Map() };
 
 const headers = () => ({ Authorization: `Bearer ${$('#key').value}` });
 const status = (text) => ($('#status').textContent = text);
@@ -20,47 +22,80 @@ function renderMessages() {
   const list = $('#messages');
   list.replaceChildren(
     ...[...state.messages.values()]
-      .sort((a, b) => Number(a.id) - Number(b.id))
-      .map((m) => {
+      .sort((a, b) => Number(a.row.id) - Number(b.row.id))
+      .map(({ row, latencyMs }) => {
         const li = document.createElement('li');
-        li.dataset.id = m.id;
+        li.dataset.id = row.id;
         const author = document.createElement('span');
         author.className = 'author';
-        author.textContent = m.author;
-        li.append(author, document.createTextNode(m.body));
+        author.textContent = row.author;
+        li.append(author, document.createTextNode(row.body));
+        if (latencyMs !== null) {
+          const latency = document.createElement('span');
+          latency.className = 'latency';
+          latency.title = 'from the row’s updated_at to the frame that drew it in this window';
+          latency.textContent = `${latencyMs} ms`;
+          li.append(latency);
+        }
         return li;
       }),
   );
 }
 
-function applyChanges(changes) {
+/** Changes from the feed (`live`) get a commit-to-screen figure; the history loaded on join none. */
+function applyChanges(changes, live) {
+  const drawn = [];
   for (const change of changes) {
     if (change.op === 'delete') state.messages.delete(change.id);
-    else state.messages.set(change.id, change.row);
+    else {
+      const message = { row: change.row, latencyMs: null };
+      state.messages.set(change.id, message);
+      if (live) drawn.push(message);
+    }
   }
   renderMessages();
+  if (drawn.length === 0) return;
+  // Called just before the browser paints the frame with these messages in it.
+  requestAnimationFrame(() => {
+    const now = Date.now();
+    for (const message of drawn) message.latencyMs = now - Date.parse(message.row.updatedAt);
+    renderMessages();
+  });
+}
+
+/** Follows the current channel over the chosen transport from the last cursor seen. */
+function follow() {
+  state.follow?.abort();
+  const name = TRANSPORTS[state.transport];
+  $('#channel-transport').textContent = name;
+  status(`following #${state.channel} over ${name}`);
+  state.follow = followChannel({
+    channel: state.channel,
+    transport: state.transport,
+    since: state.cursor,
+    headers,
+    onChanges: (body, cursor) => {
+      state.cursor = cursor;
+      applyChanges(body.changes, true);
+    },
+    onResync: () => join(state.channel),
+    onStatus: status,
+  });
 }
 
 /** Loads the channel's history, then follows its feed from the head read before the page. */
 async function join(channel) {
   state.follow?.abort();
-  const follow = new AbortController();
-  state.follow = follow;
   state.channel = channel;
   state.messages.clear();
   const res = await api(`/channels/${encodeURIComponent(channel)}/messages?limit=200`);
-  const since = res.headers.get('Poll-Cursor');
-  applyChanges((await res.json()).items.map((row) => ({ id: row.id, op: 'upsert', row })));
-  status(`following #${channel}`);
-  followFeed({
-    url: `/channels/${encodeURIComponent(channel)}/changes`,
-    since,
-    headers,
-    signal: follow.signal,
-    onChanges: (body) => applyChanges(body.changes),
-    onResync: () => join(channel),
-    onError: (error, { delayMs }) => status(`retrying in ${Math.round(delayMs)} ms (${error})`),
-  });
+  state.cursor = res.headers.get('Poll-Cursor');
+  const { items } = await res.json();
+  applyChanges(
+    items.map((row) => ({ id: row.id, op: 'upsert', row })),
+    false,
+  );
+  follow();
 }
 
 function startTaskFollow(id) {
@@ -74,6 +109,7 @@ function startTaskFollow(id) {
     url: `/tasks/${id}`,
     headers,
     signal: follow.signal,
+    fetch: loggedFetch(`task ${id}`),
     onChanges: (body) => {
       const { task } = body;
       li.dataset.status = task.status;
@@ -107,5 +143,30 @@ $('#task-form').addEventListener('submit', async (event) => {
   if (res) startTaskFollow((await res.json()).id);
 });
 
+$('#transport-switch').addEventListener('change', (event) => {
+  state.transport = event.target.value;
+  if (state.channel) follow();
+});
+
+// The same channel, user and transport in a window of its own: it follows the feed by itself.
+$('#second-window').addEventListener('click', () => {
+  const query = new URLSearchParams({
+    channel: state.channel ?? $('#channel').value,
+    transport: state.transport,
+    key: $('#key').value,
+  });
+  window.open(`/?${query}`, '_blank', 'popup,width=1000,height=760');
+});
+
 $('#key').addEventListener('change', () => state.channel && join(state.channel));
+
+// A second window starts where the first one was (?channel=&transport=&key=).
+const params = new URLSearchParams(location.search);
+if ([...$('#key').options].some((o) => o.value === params.get('key'))) {
+  $('#key').value = params.get('key');
+}
+if (Object.hasOwn(TRANSPORTS, params.get('transport') ?? ''))
+  state.transport = params.get('transport');
+$(`#transport-switch input[value="${state.transport}"]`).checked = true;
+if (params.get('channel')) $('#channel').value = params.get('channel');
 join($('#channel').value).catch((error) => status(String(error)));

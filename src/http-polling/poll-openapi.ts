@@ -187,8 +187,13 @@ export function batchPollOpenApi(): MethodDecorator[] {
     s.ApiResponse({
       status: 200,
       description: 'Only the feeds that changed: `{feeds: {path: {status, cursor, body}}}`.',
+      headers: { 'Poll-Wake': CURSOR_HEADERS['Poll-Wake'] },
     }),
-    s.ApiResponse({ status: 204, description: 'The wait elapsed: no feed changed.' }),
+    s.ApiResponse({
+      status: 204,
+      description: 'The wait elapsed: no feed changed.',
+      headers: { 'Poll-Wake': CURSOR_HEADERS['Poll-Wake'] },
+    }),
     s.ApiResponse({ status: 400, description: 'Malformed body, unknown feed or cursor.' }),
     s.ApiResponse({ status: 429, description: 'Too many held requests.', headers: RETRY_AFTER }),
     s.ApiResponse({ status: 503, description: 'Server busy or stopping.', headers: RETRY_AFTER }),

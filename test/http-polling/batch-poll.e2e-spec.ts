@@ -37,6 +37,7 @@ describe('POST /poll: one held request for several feeds', () => {
   async function startCursors(...keys: string[]): Promise<Record<string, string>> {
     const res = await batch({ feeds: Object.fromEntries(keys.map((k) => [k, null])) });
     expect(res.status).toBe(200);
+    expect(res.headers.get('poll-wake')).toBe('immediate');
     const body = (await res.json()) as BatchBody;
     return Object.fromEntries(keys.map((k) => [k, body.feeds[k].cursor!]));
   }
@@ -50,6 +51,7 @@ describe('POST /poll: one held request for several feeds', () => {
     );
     const res = await poll;
     expect(res.status).toBe(200);
+    expect(res.headers.get('poll-wake')).toBe('change');
     const body = (await res.json()) as BatchBody;
     expect(Object.keys(body.feeds)).toEqual(['/runs/2/changes']);
     const answer = body.feeds['/runs/2/changes'];
@@ -63,6 +65,7 @@ describe('POST /poll: one held request for several feeds', () => {
     const cursors = await startCursors('/runs/3/changes');
     const res = await batch({ feeds: cursors, wait: 0.3 });
     expect(res.status).toBe(204);
+    expect(res.headers.get('poll-wake')).toBe('timeout');
   });
 
   it("applies each feed route's guards before holding", async () => {

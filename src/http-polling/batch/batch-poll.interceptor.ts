@@ -101,12 +101,15 @@ export class BatchPollInterceptor implements NestInterceptor {
     });
     track.watch = watch;
     res.setHeader('Cache-Control', 'private, no-cache');
+    let wake: PollReason = 'immediate';
     const outcome = await watch.until(
-      (reason) => this.round(feeds, watch, reason, res),
+      (reason) => this.round(feeds, watch, (wake = reason), res),
       waitMs,
       responseClosed(res),
     );
     if (outcome.kind === 'found') {
+      // Why the batch answered, as on a single poll: the feeds had changed, or a change woke it.
+      res.setHeader('Poll-Wake', wake);
       res.status(200);
       return { feeds: outcome.value };
     }
