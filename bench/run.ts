@@ -1,56 +1,47 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type BenchResult, formatTable } from './report';
-import { heldPolls } from './held-polls';
-import { httpRates } from './http-rates';
-import { latency } from './latency';
-import { pruneLatency } from './prune-latency';
-import { readerThroughput } from './reader-throughput';
-import { writeThroughput } from './write-throughput';
+import { type BenchResult, type BenchSettings, formatTable, type Scenario } from './lib/report';
+import { scenario as cacheCollapse } from './scenarios/cache-collapse';
+import { scenario as heldPolls } from './scenarios/held-polls';
+import { scenario as httpRates } from './scenarios/http-rates';
+import { scenario as latency } from './scenarios/latency';
+import { scenario as pruneLatency } from './scenarios/prune-latency';
+import { scenario as readerThroughput } from './scenarios/reader-throughput';
+import { scenario as sseMemory } from './scenarios/sse-memory';
+import { scenario as writeThroughput } from './scenarios/write-throughput';
 
-const serverUrl = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
-const seconds = Number(process.env.BENCH_SECONDS || 5);
-const runs = Number(process.env.BENCH_RUNS || 3);
-const clients = (process.env.BENCH_CLIENTS || '1,16').split(',').map(Number);
-const redisUrl = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
-const log = (line: string) => console.error(line);
-/** BENCH_ONLY=latency,reader-throughput runs only the named benches (names below). */
+/** Every bench, in the order of the table; a new one is a file in scenarios/ and a line here. */
+const benches: Scenario[] = [
+  writeThroughput,
+  readerThroughput,
+  httpRates,
+  heldPolls,
+  latency,
+  pruneLatency,
+  sseMemory,
+  cacheCollapse,
+];
+
+const settings: BenchSettings = {
+  serverUrl: process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres',
+  redisUrl: process.env.REDIS_URL || 'redis://127.0.0.1:6379',
+  seconds: Number(process.env.BENCH_SECONDS || 5),
+  runs: Number(process.env.BENCH_RUNS || 3),
+  clients: (process.env.BENCH_CLIENTS || '1,16').split(',').map(Number),
+  log: (line: string) => console.error(line),
+};
+/** BENCH_ONLY=latency,reader-throughput runs only the named benches. */
 const only = (process.env.BENCH_ONLY || '')
   .split(',')
   .map((s) => s.trim())
   .filter(Boolean);
-
-/** Every bench module; each returns rows for the one combined table. */
-const benches: Array<{ name: string; run: () => Promise<BenchResult> }> = [
-  {
-    name: 'write-throughput',
-    run: () => writeThroughput({ serverUrl, seconds, runs, clients, log }),
-  },
-  { name: 'reader-throughput', run: () => readerThroughput({ serverUrl, redisUrl, runs, log }) },
-  { name: 'http-rates', run: () => httpRates({ serverUrl, seconds, runs, redisUrl, log }) },
-  { name: 'held-polls', run: () => heldPolls({ serverUrl, runs, log }) },
-  {
-    name: 'latency',
-    run: () =>
-      latency({
-        serverUrl,
-        runs,
-        seconds: Number(process.env.BENCH_LATENCY_SECONDS || 10),
-        waiters: Number(process.env.BENCH_LATENCY_WAITERS || 1000),
-        rate: Number(process.env.BENCH_LATENCY_RATE || 100),
-        clientProcesses: Number(process.env.BENCH_LATENCY_CLIENT_PROCS || 1),
-        log,
-      }),
-  },
-  { name: 'prune-latency', run: () => pruneLatency({ serverUrl, runs, log }) },
-];
 
 async function main(): Promise<void> {
   const unknown = only.filter((name) => !benches.some((b) => b.name === name));
   if (unknown.length) throw new Error(`BENCH_ONLY: unknown bench ${unknown.join(', ')}`);
   const selected = only.length ? benches.filter((b) => only.includes(b.name)) : benches;
   const results: BenchResult[] = [];
-  for (const bench of selected) results.push(await bench.run());
+  for (const bench of selected) results.push(await bench.run(settings));
   const rows = results.flatMap((r) => r.rows);
   const notes = results.flatMap((r) => r.notes);
 
@@ -64,9 +55,9 @@ async function main(): Promise<void> {
   const json = {
     date: new Date().toISOString(),
     benches: selected.map((b) => b.name),
-    seconds,
-    runs,
-    clients,
+    seconds: settings.seconds,
+    runs: settings.runs,
+    clients: settings.clients,
     rows,
     notes,
   };

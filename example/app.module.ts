@@ -9,6 +9,8 @@ import { dataSourceProvider } from './database.provider';
 import { HealthController } from './health.controller';
 import { MessagesController } from './messages/messages.controller';
 import { PollController } from './poll.controller';
+import { DurableStreamsController } from './streams/durable-streams.controller';
+import { scratchStreams } from './streams/test-writes/scratch-streams';
 import { TaskWorker } from './tasks/task-worker.service';
 import { TasksController } from './tasks/tasks.controller';
 
@@ -25,6 +27,8 @@ class DataSourceCloser implements OnApplicationShutdown {
 export class ExampleAppModule {
   static forConfig(config: ExampleConfig): DynamicModule {
     const maxWaitS = config.maxWaitS;
+    // Test only (DURABLE_STREAMS_TEST_WRITES=1): writable scratch streams for the conformance suite.
+    const scratch = config.durableStreamTestWrites ? scratchStreams() : null;
     return {
       module: ExampleAppModule,
       imports: [
@@ -34,6 +38,7 @@ export class ExampleAppModule {
           tables: [
             { table: 'messages', partition: 'channel' },
             { table: 'tasks', partition: 'id' },
+            ...(scratch ? [scratch.table] : []),
           ],
           http: {
             maxWaitS,
@@ -57,8 +62,10 @@ export class ExampleAppModule {
         MessagesController,
         TasksController,
         PollController,
+        DurableStreamsController,
         HealthController,
         createMetricsController('metrics', Public()),
+        ...(scratch ? scratch.controllers : []),
       ],
       providers: [
         { provide: EXAMPLE_CONFIG, useValue: config },
@@ -70,6 +77,7 @@ export class ExampleAppModule {
         },
         { provide: APP_GUARD, useClass: ApiKeyGuard },
         TaskWorker,
+        ...(scratch ? scratch.providers : []),
       ],
     };
   }

@@ -19,6 +19,13 @@ export interface ExampleConfig {
   httpHeadersTimeoutMs: number;
   /** ... whose whole request (headers and body) is not complete by then. */
   httpRequestTimeoutMs: number;
+  /** HTTP_PLATFORM: `express` (default) or `fastify`. */
+  httpPlatform: 'express' | 'fastify';
+  /**
+   * TEST ONLY: writable scratch streams at /v1/stream/{name} without an API key, for the Durable
+   * Streams conformance suite (DURABLE_STREAMS_TEST_WRITES=1). Off unless set.
+   */
+  durableStreamTestWrites: boolean;
 }
 
 export const DEMO_API_KEYS = 'user1:key-1,user2:key-2';
@@ -81,7 +88,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ExampleConfig 
     healthHorizonStallMs: int(env, 'HEALTH_HORIZON_STALL_MS', 60_000, 1),
     httpHeadersTimeoutMs: int(env, 'HTTP_HEADERS_TIMEOUT_MS', 10_000, 1),
     httpRequestTimeoutMs: int(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, 1),
+    httpPlatform: httpPlatform(env.HTTP_PLATFORM),
+    durableStreamTestWrites: env.DURABLE_STREAMS_TEST_WRITES === '1',
   };
+}
+
+function httpPlatform(value: string | undefined): ExampleConfig['httpPlatform'] {
+  if (value === undefined || value === '' || value === 'express') return 'express';
+  if (value === 'fastify') return 'fastify';
+  throw new Error(`HTTP_PLATFORM must be express or fastify, got "${value}"`);
 }
 
 export const EXAMPLE_CONFIG = Symbol('ExampleConfig');

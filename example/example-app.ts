@@ -1,6 +1,4 @@
-import { Logger } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
+import { Logger, type INestApplication } from '@nestjs/common';
 import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
@@ -13,10 +11,12 @@ import {
   type ExampleConfig,
 } from './config';
 import type { EmbeddedPostgres } from './embedded-postgres';
+import { createOnPlatform, serveStatic } from './http-platform';
 import { setupOpenApi } from './openapi';
+import { rawStreamBody } from './streams/test-writes/raw-body';
 
 export interface ExampleApp {
-  app: NestExpressApplication;
+  app: INestApplication;
   url: string;
   close(): Promise<void>;
 }
@@ -110,10 +110,9 @@ export async function startExampleApp(
   };
   try {
     const config = loadConfig(env);
-    const app = await NestFactory.create<NestExpressApplication>(
-      ExampleAppModule.forConfig(config),
-      { logger: options.logger === false ? ['error'] : undefined },
-    );
+    const app = await createOnPlatform(ExampleAppModule.forConfig(config), config, env, {
+      logger: options.logger === false ? ['error'] : undefined,
+    });
     const close = async () => {
       try {
         await app.close();
@@ -127,13 +126,16 @@ export async function startExampleApp(
     if (embedded) unsubscribe = closeOnSignals(close);
     else app.enableShutdownHooks();
     try {
-      // Behind a proxy (the compose scale profile's nginx), take the client address from it.
-      if (env.TRUST_PROXY)
-        app.set('trust proxy', env.TRUST_PROXY === '1' ? 'loopback, uniquelocal' : env.TRUST_PROXY);
       const root = repositoryRoot();
-      app.useStaticAssets(join(root, 'example', 'public'));
-      app.useStaticAssets(join(root, 'dist', 'client-esm'), { prefix: '/sdk/' });
+      await serveStatic(
+        app,
+        config,
+        join(root, 'example', 'public'),
+        join(root, 'dist', 'client-esm'),
+      );
       setupOpenApi(app); // /docs and /docs-json
+      // Test only: scratch stream writes are read as bytes, before Nest's body parsers.
+      if (config.durableStreamTestWrites) app.use('/v1/stream', rawStreamBody);
       closeSlowClients(app.getHttpServer() as Server, config);
       // Before listen: Nest reads global filters when it sets up its routes.
       app.useGlobalFilters(new ClientErrorsFilter(app.getHttpAdapter()));

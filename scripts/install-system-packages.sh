@@ -4,13 +4,17 @@
 #   docker-compose     validates docker-compose.yml (test/docker; no Docker engine needed)
 #   openssl            self-signed certificates of the TLS host apps (test/host-apps)
 #   postgresql-client  psql, for a write made outside the app (test/change-capture/horizon-stall)
+#   nginx              the real proxy in front of several instances (test/faults/nginx-*)
+#   redis-server       throw-away servers and Redis Clusters the fault and cluster tests start
+#   redis-tools        redis-cli --cluster create (test/support/redis-cluster.ts)
 # PostgreSQL and Redis themselves are services: scripts/ensure-services.js finds or starts them.
 # Idempotent: installs only the packages whose command is missing, after one `apt-get update`.
 # Run as root (or with sudo).
 set -euo pipefail
 
 # command:package
-TOOLS=(chromium:chromium docker-compose:docker-compose openssl:openssl psql:postgresql-client)
+TOOLS=(chromium:chromium docker-compose:docker-compose openssl:openssl psql:postgresql-client
+  nginx:nginx redis-server:redis-server redis-cli:redis-tools)
 
 missing=()
 for tool in "${TOOLS[@]}"; do

@@ -21,7 +21,14 @@ export type {
   RetentionOptions,
   TrackedTable,
 } from './polling-options.interface';
-export type { PostgresClientConfig, RedisClientLike, RedisClientOptions } from './peer-types';
+export type {
+  PostgresClientConfig,
+  RedisClientLike,
+  RedisClientOptions,
+  RedisClusterNode,
+  RedisClusterOptions,
+} from './peer-types';
+export type { PollingRequest } from './polling-request.interface';
 export { PollingConfigError } from './polling-config.error';
 export { InjectPollingOptions } from './polling.tokens';
 
@@ -43,6 +50,7 @@ export { FeedSnapshot, Poll, LongPoll } from './http-polling/poll.decorators';
 export { PollContext } from './http-polling/poll-context.decorator';
 export { BatchPoll, type BatchPollOptions } from './http-polling/batch/batch-poll.decorator';
 export { LiveStream } from './http-polling/sse/live-stream.decorator';
+export { DurableStream } from './durable-streams/durable-stream.decorator';
 
 // ── Context and route option types ──────────────────────────────────────────────────────────
 export type {
@@ -52,6 +60,13 @@ export type {
 } from './http-polling/poll-route-options.interface';
 export type { BatchFeedAnswer } from './http-polling/batch/batch-poll.interceptor';
 export type { LiveStreamOptions } from './http-polling/sse/live-stream.metadata';
+export type {
+  DurableStreamOptions,
+  StreamBatch,
+  StreamFormat,
+  StreamRead,
+} from './durable-streams/durable-stream.metadata';
+export type { ChangeMessage } from './durable-streams/state-protocol.format';
 
 // ── Pagination ──────────────────────────────────────────────────────────────────────────────
 export { CursorPaginator } from './pagination/cursor-paginator';

@@ -73,3 +73,32 @@ export interface RedisClientOptions {
 export interface RedisClientLike {
   duplicate(): unknown;
 }
+
+/** A start-up node of a Redis Cluster; the client learns the other nodes from it. */
+export interface RedisClusterNode {
+  host: string;
+  port: number;
+}
+
+/** ioredis' `ClusterOptions` (https://redis.github.io/ioredis/interfaces/ClusterOptions.html). */
+export interface RedisClusterOptions {
+  /** Options of the connection to each node (password, tls, …). */
+  redisOptions?: RedisClientOptions;
+  clusterRetryStrategy?: unknown;
+  enableOfflineQueue?: boolean;
+  enableReadyCheck?: boolean;
+  scaleReads?: 'master' | 'slave' | 'all';
+  maxRedirections?: number;
+  retryDelayOnFailover?: number;
+  retryDelayOnClusterDown?: number;
+  retryDelayOnTryAgain?: number;
+  retryDelayOnMoved?: number;
+  slotsRefreshTimeout?: number;
+  slotsRefreshInterval?: number;
+  dnsLookup?: unknown;
+  natMap?: unknown;
+  enableAutoPipelining?: boolean;
+  autoPipeliningIgnoredCommands?: string[];
+  useSRVRecords?: boolean;
+  resolveSrv?: unknown;
+}

@@ -1,5 +1,11 @@
-import type { Request } from 'express';
-import type { PostgresClientConfig, RedisClientLike, RedisClientOptions } from './peer-types';
+import type { PollingRequest } from './polling-request.interface';
+import type {
+  PostgresClientConfig,
+  RedisClientLike,
+  RedisClientOptions,
+  RedisClusterNode,
+  RedisClusterOptions,
+} from './peer-types';
 import type { DataSource } from 'typeorm';
 
 /** A table whose writes become feeds. */
@@ -26,6 +32,11 @@ export type PostgresConnection =
 export type RedisConnection =
   | { url: string }
   | { options: RedisClientOptions }
+  /**
+   * A Redis Cluster: its start-up nodes and ioredis cluster options. Every key of one index
+   * carries one hash tag (one slot), the bus uses sharded pub/sub on that slot.
+   */
+  | { cluster: RedisClusterNode[]; options?: RedisClusterOptions }
   /** An existing client: the module duplicates it for pub/sub and never closes it. */
   | { client: RedisClientLike };
 
@@ -65,7 +76,7 @@ export interface HttpPollingOptions {
    * or user id. Default, and whenever it returns undefined or '': `req.ip`, the client address
    * (behind a proxy, set Express's `trust proxy` so that it is the X-Forwarded-For address).
    */
-  clientKey?: (request: Request) => string | undefined;
+  clientKey?: (request: PollingRequest) => string | undefined;
   /** Most changed ids handed to one handler run; the rest come with the next poll. Default 1000. */
   maxChangesPerResponse?: number;
   /** Secret that signs feed cursors. Without it cursors carry only a checksum. */
@@ -74,6 +85,19 @@ export interface HttpPollingOptions {
   pollIntervalS?: { min: number; max: number };
   /** Retry-After on 503 answers, in seconds. Default 5. */
   retryAfterS?: number;
+  sse?: SseOptions;
+}
+
+/** Server-Sent Events (@LiveStream) of every route. */
+export interface SseOptions {
+  /**
+   * Bytes a subscriber's connection may hold unsent (written by the server, not yet taken by the
+   * kernel). Beyond it the server waits for the client to read before the next event; a client
+   * that then takes nothing for 1 s is dropped (its connection destroyed, its held slot freed) and
+   * resumes with its `Last-Event-ID`. Bounds the memory of a client that stopped reading to about
+   * this plus one event. Default 1048576 (1 MiB); 1024 to 1073741824.
+   */
+  maxBufferedBytes?: number;
 }
 
 export interface AggregatorOptions {
@@ -84,7 +108,7 @@ export interface AggregatorOptions {
    * Without it nothing is shared between requests (headers are no identity: a gateway may send
    * one service token for every user). Return null to opt a request out.
    */
-  scope?: (request: Request) => string | null | undefined;
+  scope?: (request: PollingRequest) => string | null | undefined;
   /** How long a finished run still answers identical latecomers, in ms. Default 250. */
   lingerMs?: number;
   /** Bound on remembered results. Default 10000. */

@@ -20,4 +20,5 @@ export const HTTP_DEFAULTS = {
   cursorSecret: 'nestjs-polling',
   pollIntervalS: { min: 1, max: 30 },
   retryAfterS: 5,
+  sse: { maxBufferedBytes: 1024 * 1024 },
 } as const;

@@ -1,14 +1,16 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { ChangeBus } from './change-bus/change-bus.service';
+import { PlainBusChannel } from './change-bus/plain-bus-channel';
 import { RedisBusRelay } from './change-bus/redis-bus-relay';
+import { ShardedBusChannel } from './change-bus/sharded-bus-channel';
 import { changeLogIdentity } from './change-capture/change-log-identity';
 import { ChangeReader } from './change-capture/change-reader.service';
 import { indexKeys, type IndexKeys } from './change-capture/index-keys';
 import { CHANGE_INDEX } from './change-index/change-index.interface';
 import { MemoryChangeIndex } from './change-index/memory-change-index';
 import { RedisChangeIndex } from './change-index/redis-change-index';
-import { connectRedis, type RedisHandle } from './change-index/redis-connection';
+import { connectRedis, isCluster, type RedisHandle } from './change-index/redis-connection';
 import { ChangeRate } from './http-polling/change-rate.service';
 import { feedCursorProvider } from './http-polling/feed-cursor.provider';
 import { FeedChecker } from './http-polling/watch/feed-checker.service';
@@ -20,6 +22,7 @@ import { PollAdmission } from './http-polling/poll-admission.service';
 import { PollMetadataAccessor } from './http-polling/poll-metadata.accessor';
 import { PollRoutesExplorer } from './http-polling/poll-routes.explorer';
 import { ShutdownConnections } from './http-polling/shutdown-connections.service';
+import { HttpPlatformHost } from './http-polling/platform/http-platform.host';
 import { PollingInterceptor } from './http-polling/polling.interceptor';
 import { BatchPollInterceptor } from './http-polling/batch/batch-poll.interceptor';
 import { FeedRoutes } from './http-polling/batch/feed-routes.service';
@@ -27,6 +30,8 @@ import { ResponseAggregator } from './aggregation/response-aggregator.service';
 import { LiveStreamGate } from './http-polling/sse/live-stream.gate';
 import { LiveStreamInterceptor } from './http-polling/sse/live-stream.interceptor';
 import { LiveStreamRoutesExplorer } from './http-polling/sse/live-stream-routes.explorer';
+import { DurableStreamInterceptor } from './durable-streams/durable-stream.interceptor';
+import { DurableStreamRoutesExplorer } from './durable-streams/durable-stream-routes.explorer';
 import { PollingHealthIndicator } from './health/polling-health.indicator';
 import { createMetricsController } from './metrics/metrics.controller';
 import { PollingMetrics } from './metrics/polling-metrics.service';
@@ -67,6 +72,7 @@ import { resolveMetrics, resolveOptions, type ResolvedOptions } from './resolve-
           options.keyPrefix,
           options.schema,
           redis ? await changeLogIdentity(options) : null,
+          redis ? isCluster(redis.client) : false,
         ),
       inject: [POLLING_RESOLVED_OPTIONS, POLLING_REDIS],
     },
@@ -81,7 +87,10 @@ import { resolveMetrics, resolveOptions, type ResolvedOptions } from './resolve-
       provide: RedisBusRelay,
       useFactory: async (keys: IndexKeys, redis: RedisHandle | null, bus: ChangeBus) => {
         if (!redis) return null;
-        const relay = new RedisBusRelay(redis.client, keys.busChannel, bus);
+        const channel = isCluster(redis.client)
+          ? new ShardedBusChannel(redis.client, keys.busChannel)
+          : new PlainBusChannel(redis.client, keys.busChannel);
+        const relay = new RedisBusRelay(channel, bus);
         await relay.start();
         return relay;
       },
@@ -95,6 +104,7 @@ import { resolveMetrics, resolveOptions, type ResolvedOptions } from './resolve-
     FeedNames,
     HeldRequests,
     ShutdownConnections,
+    HttpPlatformHost,
     PollAdmission,
     FeedWatch,
     ChangeRate,
@@ -109,6 +119,8 @@ import { resolveMetrics, resolveOptions, type ResolvedOptions } from './resolve-
     LiveStreamGate,
     LiveStreamInterceptor,
     LiveStreamRoutesExplorer,
+    DurableStreamInterceptor,
+    DurableStreamRoutesExplorer,
   ],
   exports: [
     ChangeReader,
@@ -133,6 +145,8 @@ import { resolveMetrics, resolveOptions, type ResolvedOptions } from './resolve-
     PollingHealthIndicator,
     LiveStreamGate,
     LiveStreamInterceptor,
+    HttpPlatformHost,
+    DurableStreamInterceptor,
   ],
 })
 export class PollingModule extends ConfigurablePollingModule {

@@ -112,6 +112,20 @@ describe('resolveOptions: mistakes fail the start with a PollingConfigError that
     );
   });
 
+  it('redis.cluster: start-up nodes, and a key prefix the hash tag can follow', () => {
+    const node = { host: '127.0.0.1', port: 7000 };
+    expect(startupError(minimal({ redis: { cluster: [] } }))).toMatch(
+      /redis.cluster must be a non-empty array of \{ host, port \}/,
+    );
+    expect(startupError(minimal({ redis: { cluster: [{ host: 'a' }] } as never }))).toMatch(
+      /host, port/,
+    );
+    expect(startupError(minimal({ keyPrefix: 'app{1}:', redis: { cluster: [node] } }))).toBe(
+      'nestjs-polling: keyPrefix must not contain { or } with redis.cluster',
+    );
+    expect(() => resolveOptions(minimal({ redis: { cluster: [node] } }))).not.toThrow();
+  });
+
   it('waits: out of range, fractional, or a default longer than the maximum, with the range allowed', () => {
     expect(startupError(minimal({ http: { maxWaitS: -1 } }))).toBe(
       'nestjs-polling: http.maxWaitS must be an integer between 0 and 3600, got -1',
@@ -120,6 +134,21 @@ describe('resolveOptions: mistakes fail the start with a PollingConfigError that
     expect(startupError(minimal({ http: { maxWaitS: 2.5 } }))).toMatch(/got 2.5$/);
     expect(startupError(minimal({ http: { defaultWaitS: 60 } }))).toBe(
       'nestjs-polling: http.defaultWaitS must be an integer between 0 and 55, got 60',
+    );
+  });
+
+  it('http.sse.maxBufferedBytes: 1 MiB by default, an integer of 1 KiB to 1 GiB', () => {
+    expect(resolveOptions(minimal()).http.sse).toEqual({ maxBufferedBytes: 1024 * 1024 });
+    expect(resolveOptions(minimal({ http: { sse: {} } })).http.sse.maxBufferedBytes).toBe(1048576);
+    const set = resolveOptions(minimal({ http: { sse: { maxBufferedBytes: 4096 } } }));
+    expect(set.http.sse.maxBufferedBytes).toBe(4096);
+    for (const maxBufferedBytes of [0, 1023, 1.5, 2 ** 30 + 1, '1mb']) {
+      expect(
+        startupError(minimal({ http: { sse: { maxBufferedBytes: maxBufferedBytes as never } } })),
+      ).toMatch(/http.sse.maxBufferedBytes must be an integer between 1024 and 1073741824/);
+    }
+    expect(startupError(minimal({ http: { sse: null as never } }))).toMatch(
+      /http.sse must be an object/,
     );
   });
 

@@ -15,6 +15,7 @@ import type {
   PollingModuleOptions,
   PostgresConnection,
   ReaderTuning,
+  SseOptions,
 } from './polling-options.interface';
 
 export interface ResolvedTable {
@@ -40,8 +41,8 @@ export interface ResolvedOptions {
   health: Required<HealthOptions>;
 }
 
-export type ResolvedHttpOptions = Required<Omit<HttpPollingOptions, 'clientKey'>> &
-  Pick<HttpPollingOptions, 'clientKey'>;
+export type ResolvedHttpOptions = Required<Omit<HttpPollingOptions, 'clientKey' | 'sse'>> &
+  Pick<HttpPollingOptions, 'clientKey'> & { sse: Required<SseOptions> };
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const TABLE = /^([A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -134,7 +135,20 @@ function resolveHttp(options: PollingModuleOptions): ResolvedHttpOptions {
     cursorSecret: h.cursorSecret,
     pollIntervalS: { min, max },
     retryAfterS: positiveInt(h.retryAfterS, 'http.retryAfterS', 3600),
+    sse: resolveSse(h.sse),
     clientKey: h.clientKey,
+  };
+}
+
+function resolveSse(sse: HttpPollingOptions['sse']): ResolvedHttpOptions['sse'] {
+  if (sse === null || typeof sse !== 'object') {
+    throw new PollingConfigError(
+      'http.sse must be an object such as { maxBufferedBytes: 1048576 }',
+    );
+  }
+  const maxBufferedBytes = sse.maxBufferedBytes ?? HTTP_DEFAULTS.sse.maxBufferedBytes;
+  return {
+    maxBufferedBytes: positiveInt(maxBufferedBytes, 'http.sse.maxBufferedBytes', 2 ** 30, 1024),
   };
 }
 
@@ -194,6 +208,26 @@ function resolveHealth(options: PollingModuleOptions): ResolvedOptions['health']
   };
 }
 
+/**
+ * A cluster needs start-up nodes, and a key prefix without braces: the module puts the index's
+ * hash tag after it, and Redis hashes the first `{…}` of a key.
+ */
+function assertRedisCluster(redis: PollingModuleOptions['redis'], keyPrefix: string): void {
+  if (!redis || !('cluster' in redis)) return;
+  const nodes: unknown = redis.cluster;
+  const valid = (node: unknown) =>
+    typeof node === 'object' &&
+    node !== null &&
+    typeof (node as { host?: unknown }).host === 'string' &&
+    Number.isInteger((node as { port?: unknown }).port);
+  if (!Array.isArray(nodes) || nodes.length === 0 || !nodes.every(valid)) {
+    throw new PollingConfigError('redis.cluster must be a non-empty array of { host, port }');
+  }
+  if (/[{}]/.test(keyPrefix)) {
+    throw new PollingConfigError('keyPrefix must not contain { or } with redis.cluster');
+  }
+}
+
 /** Validates options once, at module creation, so a bad setting fails the app's start. */
 export function resolveOptions(options: PollingModuleOptions): ResolvedOptions {
   if (!options || !options.postgres)
@@ -202,6 +236,7 @@ export function resolveOptions(options: PollingModuleOptions): ResolvedOptions {
   if (typeof keyPrefix !== 'string' || keyPrefix.length === 0 || keyPrefix.length > 200) {
     throw new PollingConfigError('keyPrefix must be a non-empty string of at most 200 characters');
   }
+  assertRedisCluster(options.redis, keyPrefix);
   const schema = assertSchemaName(options.schema ?? DEFAULT_SCHEMA);
   const r = { ...READER_DEFAULTS, ...defined(options.reader) };
   return {

@@ -1,14 +1,10 @@
 /**
- * autocannon in a process of its own, so the load generator never shares an event loop with the
- * app it measures:
- *
- *   node -r ts-node/register/transpile-only bench/lib/autocannon-runner.ts
- *
- * Reads one JSON command per line on stdin, {id, url, connections, duration (s), headers}, runs it
- * and answers {id, result} (or {id, error}); runs are one at a time. Exits when stdin closes.
+ * autocannon in a process of its own (child.ts), so the load generator never shares an event loop
+ * with the app it measures: `run` {url, connections, duration (s), headers} answers with the
+ * summary; runs are one at a time.
  */
 import autocannon from 'autocannon';
-import { onCommands, report } from './child';
+import { serve } from './child';
 
 export interface AutocannonSummary {
   /** Mean of the per-second request counts (autocannon's "Req/Sec avg"). */
@@ -40,15 +36,11 @@ async function run(options: autocannon.Options): Promise<AutocannonSummary> {
   };
 }
 
-let queue = Promise.resolve();
-onCommands((command) => {
-  const { id, ...options } = command;
-  queue = queue.then(() =>
-    run(options as unknown as autocannon.Options).then(
-      (result) => report({ id, result }),
-      (error: Error) => report({ id, error: error.stack ?? error.message }),
-    ),
-  );
-});
-process.stdin.on('close', () => process.exit(0));
-report({ event: 'ready' });
+let queue: Promise<unknown> = Promise.resolve();
+serve({
+  run(options) {
+    const result = queue.then(() => run(options as unknown as autocannon.Options));
+    queue = result.catch(() => undefined);
+    return result;
+  },
+}).ready();

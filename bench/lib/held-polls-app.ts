@@ -5,13 +5,16 @@
  * `counters` (handler and aggregator runs, when the last change notice arrived), `disconnect`
  * (close every connection), `memory`, `lagReset` / `lagReport` (held-polls-probes.ts), `exit`.
  *
- * argv[2]: the database URL (the `items` table exists; installSchema tracks it).
+ * argv[2]: the database URL (the `items` table exists; installSchema tracks it); argv[3]: `fastify`
+ * runs it on @nestjs/platform-fastify (default Express).
  */
 import 'reflect-metadata';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Controller, Get, Inject, type INestApplication, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import type { FastifyInstance } from 'fastify';
 import { Pool } from 'pg';
 import {
   ChangeReader,
@@ -23,7 +26,7 @@ import {
 import { ChangeBus } from '../../src/change-bus/change-bus.service';
 import { HeldRequests } from '../../src/http-polling/held-requests.service';
 import { ResponseAggregator } from '../../src/aggregation/response-aggregator.service';
-import { clock, serveCommands } from './held-polls-ipc';
+import { clock, serve } from './child';
 import { probes, trackConnections } from './held-polls-probes';
 
 export const BACKLOG = 4096;
@@ -76,7 +79,7 @@ class BenchFeedController {
   }
 }
 
-async function main(databaseUrl: string): Promise<void> {
+async function main(databaseUrl: string, platform: string | undefined): Promise<void> {
   const pool = new Pool({ connectionString: databaseUrl, max: 2 });
   await pool.query('SELECT 1'); // a warm connection, as in a running app
   @Module({
@@ -95,10 +98,14 @@ async function main(databaseUrl: string): Promise<void> {
   })
   class BenchAppModule {}
 
-  const app: INestApplication = await NestFactory.create(BenchAppModule, {
-    logger: ['error', 'warn'],
-  });
+  const options = { logger: ['error', 'warn'] as ('error' | 'warn')[] };
+  const app: INestApplication =
+    platform === 'fastify'
+      ? await NestFactory.create(BenchAppModule, new FastifyAdapter(), options)
+      : await NestFactory.create(BenchAppModule, options);
   await app.init();
+  // Fastify serves its routes once ready; the bench listens on its server itself (backlog).
+  if (platform === 'fastify') await (app.getHttpAdapter().getInstance() as FastifyInstance).ready();
   installJsonHttpErrors(app);
   const server = app.getHttpServer() as Server;
   const connections = trackConnections(server);
@@ -114,7 +121,7 @@ async function main(databaseUrl: string): Promise<void> {
   app.get(ChangeBus).notices$.subscribe((notice) => {
     if (notice.kind !== 'wake-all') lastNoticeAt = clock();
   });
-  const { ready } = serveCommands(
+  const { ready } = serve(
     {
       ...probes,
       disconnect: connections.disconnect,
@@ -139,7 +146,7 @@ async function main(databaseUrl: string): Promise<void> {
   ready({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, pid: process.pid });
 }
 
-main(process.argv[2]).catch((error) => {
+main(process.argv[2], process.argv[3]).catch((error) => {
   console.error(error);
   process.exit(1);
 });

@@ -22,7 +22,7 @@
  */
 import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import { clock, serveCommands } from './held-polls-ipc';
+import { clock, serve } from './child';
 
 const localAddress = process.argv[2] || undefined;
 
@@ -149,7 +149,7 @@ function forget() {
   return { sockets: sockets.size };
 }
 
-const { ready } = serveCommands({
+const { ready } = serve({
   async open(args: { origin: string; paths: string[]; headers: Record<string, string> }) {
     const origin = new URL(args.origin);
     const results = await Promise.all(args.paths.map((p) => openOne(origin, p, args.headers)));

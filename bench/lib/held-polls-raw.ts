@@ -12,7 +12,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { clock, serveCommands } from './held-polls-ipc';
+import { clock, serve } from './child';
 import { probes, trackConnections } from './held-polls-probes';
 
 interface Parked {
@@ -71,7 +71,7 @@ const server = createServer((req, res) => {
 const connections = trackConnections(server);
 
 server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => {
-  const { ready } = serveCommands(
+  const { ready } = serve(
     {
       ...probes,
       stats: () => ({ held: parked.size, connections: connections.count() }),

@@ -1,12 +1,14 @@
 /**
- * Child process of bench/latency.ts: long-poll waiters on one feed over node:http with a keep-alive
- * Agent. Each waiter asks again at once after every answer (200 or 204). Receive times are taken
+ * Child process of bench/latency.ts: waiters on one feed over node:http with a keep-alive Agent,
+ * either long polls (each waiter asks again at once after every answer, 200 or 204) or SSE
+ * subscribers (one stream each; an event is received when its blank line has arrived). Receive times are taken
  * when a response has ended, on the common clock; after a run the parent sends the writer's commit
  * acknowledgement times and this process returns a histogram of commit → receive delays, one value
  * per delivered change per waiter (and one from the time the change reached the server).
  */
 import { Agent, get } from 'node:http';
-import { clock, ready, serveIpc } from './latency-ipc';
+import { connect, type Socket } from 'node:net';
+import { clock, serve } from './child';
 import { type Histogram, histogram, record } from './latency-histogram';
 
 interface Waiter {
@@ -19,8 +21,11 @@ interface Waiter {
   maxId: number;
 }
 
+export type Transport = 'long-poll' | 'sse';
+
 interface Session {
   url: string;
+  transport: Transport;
   headers: Record<string, string>;
   agent: Agent;
   waiters: Waiter[];
@@ -38,6 +43,9 @@ interface Session {
   began: number;
   cpuShare: number;
   durationMs: number;
+  /** Subscribers that opened a stream and never read from it, and how many the server closed. */
+  stalled: Socket[];
+  stalledClosed: number;
 }
 
 let session: Session | null = null;
@@ -69,6 +77,22 @@ interface ChangesBody {
   cursor: string;
 }
 
+/** Records one answer or event carrying changes: its receive time, ids, repeats and gaps. */
+function received(s: Session, w: Waiter, body: ChangesBody, at: number): void {
+  const ids = body.changes.map((c) => Number(c.id));
+  s.receivedAt.push(at);
+  s.ids.push(ids);
+  // One writer, so ids grow in commit order: an id at or below the highest seen is a repeat.
+  for (const id of ids) {
+    if (id <= w.maxId) s.repeats++;
+    else w.maxId = id;
+  }
+  w.answers++;
+  if (w.lastAt) w.longestGapMs = Math.max(w.longestGapMs, at - w.lastAt);
+  w.lastAt = at;
+  w.cursor = body.cursor;
+}
+
 async function follow(s: Session, w: Waiter): Promise<void> {
   while (!s.stopping) {
     let answer;
@@ -85,18 +109,7 @@ async function follow(s: Session, w: Waiter): Promise<void> {
     s.statuses.set(answer.status, (s.statuses.get(answer.status) ?? 0) + 1);
     if (answer.status === 200) {
       const body = JSON.parse(answer.body) as ChangesBody;
-      const ids = body.changes.map((c) => Number(c.id));
-      s.receivedAt.push(answer.at);
-      s.ids.push(ids);
-      // One writer, so ids grow in commit order: an id at or below the highest seen is a repeat.
-      for (const id of ids) {
-        if (id <= w.maxId) s.repeats++;
-        else w.maxId = id;
-      }
-      w.answers++;
-      if (w.lastAt) w.longestGapMs = Math.max(w.longestGapMs, answer.at - w.lastAt);
-      w.lastAt = answer.at;
-      w.cursor = answer.cursor ?? body.cursor;
+      received(s, w, { ...body, cursor: answer.cursor ?? body.cursor }, answer.at);
     } else if (answer.status === 204) {
       if (answer.cursor) w.cursor = answer.cursor;
     } else {
@@ -105,6 +118,69 @@ async function follow(s: Session, w: Waiter): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
+}
+
+/**
+ * Opens an SSE stream and never reads from it: once the kernel's buffers are full, everything the
+ * server writes to it stays in the server. Resolves when the request is sent.
+ */
+function stall(s: Session, url: string): Promise<void> {
+  const { hostname, port, pathname, search } = new URL(url);
+  const headers = Object.entries({ ...s.headers, accept: 'text/event-stream' })
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => {
+      socket.write(`GET ${pathname}${search} HTTP/1.1\r\nHost: ${hostname}\r\n${headers}\r\n`);
+      socket.pause();
+      resolve();
+    });
+    socket.once('error', reject);
+    socket.once('close', () => {
+      if (!s.stopping) s.stalledClosed++;
+    });
+    s.stalled.push(socket);
+  });
+}
+
+/** Opens one SSE stream for the waiter; resolves once its headers are in (it is subscribed). */
+function subscribe(s: Session, w: Waiter): Promise<void> {
+  return new Promise((resolve, reject) => {
+    s.requests++;
+    const headers = { ...s.headers, accept: 'text/event-stream' };
+    const req = get(s.url, { agent: s.agent, headers }, (res) => {
+      s.statuses.set(res.statusCode ?? 0, (s.statuses.get(res.statusCode ?? 0) ?? 0) + 1);
+      if (res.statusCode !== 200) {
+        res.resume();
+        reject(new Error(`stream: HTTP ${res.statusCode}`));
+        return;
+      }
+      res.setEncoding('utf8');
+      let buffer = '';
+      res.on('data', (chunk: string) => {
+        const at = clock();
+        buffer += chunk;
+        for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+          const event = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = event.split('\n').find((line) => line.startsWith('data: '));
+          if (data) received(s, w, JSON.parse(data.slice(6)) as ChangesBody, at);
+        }
+      });
+      res.on('error', (error) => {
+        if (s.stopping) return;
+        s.errors++;
+        s.lastError = error.message;
+      });
+      resolve();
+    });
+    req.on('error', (error) => {
+      if (s.stopping) return;
+      s.errors++;
+      s.lastError = error.message;
+      reject(error);
+    });
+  });
 }
 
 function spread(values: number[]): { min: number; p50: number; max: number } {
@@ -116,12 +192,16 @@ function spread(values: number[]): { min: number; p50: number; max: number } {
   };
 }
 
-serveIpc({
-  /** Starts `waiters` followers of `url` from the feed's head; resolves once each has asked to wait. */
+const ipc = serve({
+  /**
+   * Starts `waiters` followers of `url` from the feed's head; resolves once each has asked to wait
+   * (long polls) or has its stream open (SSE).
+   */
   async start(m) {
     if (session) throw new Error('a session is running');
     const s: Session = {
       url: m.url as string,
+      transport: (m.transport as Transport | undefined) ?? 'long-poll',
       headers: (m.headers as Record<string, string>) ?? {},
       // maxFreeSockets: the default (256) makes the Agent close sockets whenever more than 256
       // waiters are between two polls at once (every wake-up here): the next polls then open new
@@ -140,9 +220,24 @@ serveIpc({
       began: clock(),
       cpuShare: 0,
       durationMs: 0,
+      stalled: [],
+      stalledClosed: 0,
     };
     session = s;
+    await Promise.all(
+      Array.from({ length: (m.stalled as number | undefined) ?? 0 }, () =>
+        stall(s, (m.stalledUrl as string | undefined) ?? s.url),
+      ),
+    );
     const count = m.waiters as number;
+    if (s.transport === 'sse') {
+      // A stream opened without Last-Event-ID starts at the feed's head.
+      for (let i = 0; i < count; i++) {
+        s.waiters.push({ cursor: '', maxId: 0, answers: 0, lastAt: 0, longestGapMs: 0 });
+      }
+      await Promise.all(s.waiters.map((w) => subscribe(s, w)));
+      return { started: count };
+    }
     // Every waiter starts from the head (a request without since) and then waits.
     const heads = await Promise.all(
       Array.from({ length: count }, async () => {
@@ -170,10 +265,14 @@ serveIpc({
     }
     s.stopping = true;
     s.agent.destroy();
+    for (const socket of s.stalled) socket.destroy();
     const used = process.cpuUsage(s.cpu);
     s.durationMs = clock() - s.began;
     s.cpuShare = (used.user + used.system) / 1000 / s.durationMs;
-    return { caughtUp: s.waiters.filter((w) => w.maxId >= lastId).length };
+    return {
+      caughtUp: s.waiters.filter((w) => w.maxId >= lastId).length,
+      stalledClosed: s.stalledClosed,
+    };
   },
 
   /**
@@ -234,4 +333,4 @@ serveIpc({
   },
 });
 
-ready();
+ipc.ready();

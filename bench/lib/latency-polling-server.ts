@@ -7,12 +7,18 @@
  */
 import 'reflect-metadata';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { ChangeBus } from '../../src/change-bus/change-bus.service';
 import { HeldRequests } from '../../src/http-polling/held-requests.service';
+import { PollingEvents } from '../../src/http-polling/watch/polling-events.service';
 import { ResponseAggregator } from '../../src/aggregation/response-aggregator.service';
 import { HandlerRuns } from '../../test/fixtures/items-feed.controller';
 import { startItemsApp } from '../../test/fixtures/items-app';
-import { clock, ready, serveIpc } from './latency-ipc';
+import { clock, serve } from './child';
+
+setFlagsFromString('--expose-gc');
+const fullGc = runInNewContext('gc') as () => void;
 
 async function main(): Promise<void> {
   const items = await startItemsApp(process.env.DATABASE_URL!, {
@@ -24,6 +30,11 @@ async function main(): Promise<void> {
   const bus = items.app.get(ChangeBus);
   const aggregator = items.app.get(ResponseAggregator);
   const runs = items.app.get(HandlerRuns);
+  // SSE subscribers the server dropped (their connection held too much unsent).
+  let dropped = 0;
+  items.app.get(PollingEvents).events$.subscribe((event) => {
+    if (event.type === 'dropped') dropped++;
+  });
 
   // [time, head position] per reader batch, as the bus carried it.
   let notices: number[] = [];
@@ -35,8 +46,17 @@ async function main(): Promise<void> {
   let began = clock();
   let base = { runs: 0, aggregatorRuns: 0, joined: 0 };
 
-  serveIpc(
+  const ipc = serve(
     {
+      /** The process's memory split (RSS, V8 heap, external, array buffers), in bytes. */
+      memory() {
+        return process.memoryUsage();
+      },
+      /** After a full GC: what is retained rather than garbage not yet collected. */
+      gc() {
+        fullGc();
+        return process.memoryUsage();
+      },
       /** A look at the server while a run goes on. */
       probe() {
         return {
@@ -45,6 +65,7 @@ async function main(): Promise<void> {
           aggregatorRuns: aggregator.runs,
           joined: aggregator.joined,
           head: notices[notices.length - 1],
+          dropped,
         };
       },
       begin() {
@@ -76,7 +97,7 @@ async function main(): Promise<void> {
     () => items.close(),
   );
   const { port } = items.app.getHttpServer().address() as { port: number };
-  ready({ url: `http://127.0.0.1:${port}` });
+  ipc.ready({ url: `http://127.0.0.1:${port}` });
 }
 
 main().catch((error: unknown) => {

@@ -1,15 +1,16 @@
 /**
  * Child process of bench/latency.ts: the floor for commit-to-client latency. A pg client LISTENs
  * on one channel; the writer inserts and NOTIFYs (the row as JSON) in one transaction; a plain
- * node:http server parks long polls and answers all of them in one loop on each notification.
- * Same wire shape as the polling app (`?since=&wait=`, `Poll-Cursor`, `{changes, cursor}`), no
- * framework, no index, no query per answer.
+ * node:http server parks long polls and answers all of them in one loop on each notification, and
+ * writes one encoded event to every open SSE stream (`/events`). Same wire shape as the polling app
+ * (`?since=&wait=`, `Poll-Cursor`, `{changes, cursor}`; SSE `id:` + `data:`), no framework, no
+ * index, no query per answer.
  *   env: DATABASE_URL, RAW_CHANNEL
  */
 import { createServer, type ServerResponse } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Client } from 'pg';
-import { clock, ready, serveIpc } from './latency-ipc';
+import { clock, serve } from './child';
 
 const RAW_CHANNEL = process.env.RAW_CHANNEL ?? 'bench_raw_latency';
 
@@ -27,6 +28,7 @@ async function main(): Promise<void> {
   /** Every change so far, as the JSON a client gets for it; changes[i] has sequence i + 1. */
   const changes: string[] = [];
   const parked = new Set<Parked>();
+  const streams = new Set<ServerResponse>();
   let arrivals: number[] = [];
 
   const answer = (res: ServerResponse, since: number, bodies?: Map<number, string>) => {
@@ -55,10 +57,19 @@ async function main(): Promise<void> {
       answer(p.res, p.since, bodies);
     }
     parked.clear();
+    const event = `id: ${changes.length}\ndata: {"changes":[${changes[changes.length - 1]}],"cursor":"${changes.length}"}\n\n`;
+    for (const res of streams) res.write(event);
   });
 
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname === '/events') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      res.flushHeaders();
+      streams.add(res);
+      res.on('close', () => streams.delete(res));
+      return;
+    }
     if (url.pathname !== '/changes') {
       res.writeHead(404).end();
       return;
@@ -89,7 +100,7 @@ async function main(): Promise<void> {
   const loop = monitorEventLoopDelay({ resolution: 1 });
   let cpu = process.cpuUsage();
   let began = clock();
-  serveIpc(
+  const ipc = serve(
     {
       begin() {
         arrivals = [];
@@ -121,7 +132,7 @@ async function main(): Promise<void> {
     },
   );
   const { port } = server.address() as { port: number };
-  ready({ url: `http://127.0.0.1:${port}` });
+  ipc.ready({ url: `http://127.0.0.1:${port}` });
 }
 
 main().catch((error: unknown) => {

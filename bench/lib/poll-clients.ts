@@ -1,22 +1,20 @@
 /**
  * Poll clients for bench/http-rates.ts, in a process of their own (node:http, one Agent per
- * client), driven by JSON-line commands on stdin:
+ * client), driven by requests (child.ts):
  *
- *   {"cmd":"hold", "id", "url", "count", "headers"}
- *      sends `count` identical GETs at once; answers {"id","event":"sent"} when all are written and
- *      {"id","event":"done", statuses, bodies} when all are answered.
- *   {"cmd":"follow", "id", "base", "groups":[{name, path, mode, clients, since, intervalMs, waitS}]}
+ *   hold {id, url, count, headers}
+ *      sends `count` identical GETs at once; answers when all are written. `held {id}` answers
+ *      {statuses, distinctBodies, body} when all are answered.
+ *   follow {id, base, groups: [{name, path, mode, clients, since, intervalMs, waitS}]}
  *      follows feeds like the SDK would: `short` = wait=0 + If-None-Match every intervalMs,
- *      `long` = held polls asked again at once. Runs until {"cmd":"finish","id","lastIds":{path:id}},
- *      i.e. until every client has the last change of its feed, then answers
- *      {"id","event":"followed", groups: [...]} with answered requests, statuses, socket bytes and
- *      latencies (receive time minus the time the writer put in the row's body).
- *
- * Exits when stdin closes.
+ *      `long` = held polls asked again at once. Runs until `finish {id, lastIds: {path: id}}`,
+ *      i.e. until every client has the last change of its feed; `finish` answers {groups: [...]}
+ *      with answered requests, statuses, socket bytes and latencies (receive time minus the time
+ *      the writer put in the row's body).
  */
 import { Agent, request, type ClientRequest, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { onCommands, report } from './child';
+import { serve } from './child';
 
 interface Answer {
   status: number;
@@ -47,8 +45,16 @@ function get(
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const now = () => performance.timeOrigin + performance.now();
 
-async function hold(command: Record<string, unknown>): Promise<void> {
-  const id = command.id;
+interface Held {
+  statuses: Record<string, number>;
+  distinctBodies: number;
+  body: string;
+}
+
+/** Resolves once every GET is written; `done` once every one is answered. */
+function hold(command: Record<string, unknown>): { sent: Promise<void>; done: Promise<Held> } {
+  let sent!: () => void;
+  const allSent = new Promise<void>((resolve) => (sent = resolve));
   const count = Number(command.count);
   const headers = (command.headers ?? {}) as Record<string, string>;
   const agent = new Agent({ keepAlive: false, maxSockets: Infinity });
@@ -60,7 +66,7 @@ async function hold(command: Record<string, unknown>): Promise<void> {
     replies.push(
       get(String(command.url), agent, headers, (req) =>
         req.once('finish', () => {
-          if (++written === count) report({ id, event: 'sent' });
+          if (++written === count) sent();
         }),
       ).then(
         (a) => {
@@ -73,9 +79,11 @@ async function hold(command: Record<string, unknown>): Promise<void> {
       ),
     );
   }
-  await Promise.all(replies);
-  agent.destroy();
-  report({ id, event: 'done', statuses, distinctBodies: bodies.size, body: [...bodies.keys()][0] });
+  const done = Promise.all(replies).then(() => {
+    agent.destroy();
+    return { statuses, distinctBodies: bodies.size, body: [...bodies.keys()][0] };
+  });
+  return { sent: allSent, done };
 }
 
 interface FollowGroup {
@@ -103,7 +111,7 @@ interface ChangesBody {
 
 const finishes = new Map<unknown, (lastIds: Record<string, string>) => void>();
 
-async function follow(command: Record<string, unknown>): Promise<void> {
+async function follow(command: Record<string, unknown>): Promise<unknown> {
   const id = command.id;
   const base = String(command.base);
   const groups = command.groups as FollowGroup[];
@@ -197,14 +205,29 @@ async function follow(command: Record<string, unknown>): Promise<void> {
     }),
   );
   finishes.delete(id);
-  report({ id, event: 'followed', groups: results });
+  return results;
 }
 
-onCommands((command) => {
-  const fail = (error: Error) => report({ id: command.id, event: 'error', message: error.stack });
-  if (command.cmd === 'hold') hold(command).catch(fail);
-  else if (command.cmd === 'follow') follow(command).catch(fail);
-  else if (command.cmd === 'finish') finishes.get(command.id)?.(command.lastIds as never);
-});
-process.stdin.on('close', () => process.exit(0));
-report({ event: 'ready' });
+const holds = new Map<unknown, Promise<Held>>();
+const follows = new Map<unknown, Promise<unknown>>();
+serve({
+  async hold(command) {
+    const { sent, done } = hold(command);
+    holds.set(command.id, done);
+    await sent;
+    return {};
+  },
+  held: ({ id }) => holds.get(id)!.finally(() => holds.delete(id)),
+  follow(command) {
+    const followed = follow(command);
+    followed.catch(() => undefined); // reported by finish
+    follows.set(command.id, followed);
+    return {};
+  },
+  async finish({ id, lastIds }) {
+    finishes.get(id)?.(lastIds as Record<string, string>);
+    const groups = await follows.get(id)!;
+    follows.delete(id);
+    return { groups };
+  },
+}).ready();

@@ -1,12 +1,11 @@
 /**
  * The app under test for bench/http-rates.ts, run as its own process:
  *
- *   DATABASE_URL=... [REDIS_URL=... KEY_PREFIX=...] [AGGREGATOR=0] \
- *     node -r ts-node/register/transpile-only bench/lib/rates-app.ts
+ *   env DATABASE_URL=... [REDIS_URL=... KEY_PREFIX=...] [AGGREGATOR=0] [HTTP_PLATFORM=fastify]
  *
  * One Nest app with a plain hello route (the baseline), a route whose interceptor answers 304 at
- * once (a reference), an items feed as @LongPoll and @Poll routes, and /_bench/counts for the bench to read what the app did. Prints `{"port":N}` when it
- * serves; exits on SIGTERM or when its stdin closes (the bench process is gone).
+ * once (a reference), an items feed as @LongPoll and @Poll routes, and /_bench/counts for the bench to read what the app did. Ready with `{port}` once
+ * it serves (child.ts).
  */
 import 'reflect-metadata';
 import {
@@ -21,7 +20,7 @@ import {
   UseInterceptors,
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import type { Response } from 'express';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Client } from 'pg';
 import { of } from 'rxjs';
 import { Column, DataSource, Entity, PrimaryGeneratedColumn, type Logger } from 'typeorm';
@@ -35,7 +34,7 @@ import {
 } from '../../src';
 import { HeldRequests } from '../../src/http-polling/held-requests.service';
 import { ResponseAggregator } from '../../src/aggregation/response-aggregator.service';
-import { report } from './child';
+import { serve } from './child';
 
 /**
  * Every statement any `pg` client of this process sends: the app's DataSource pool and the polling
@@ -94,7 +93,8 @@ class HelloController {
 @Injectable()
 class Bare304Interceptor implements NestInterceptor {
   intercept(context: ExecutionContext, _next: CallHandler) {
-    context.switchToHttp().getResponse<Response>().status(304);
+    // Express's response and Fastify's reply both have status().
+    context.switchToHttp().getResponse<{ status(code: number): unknown }>().status(304);
     return of(undefined);
   }
 }
@@ -189,28 +189,24 @@ async function main(): Promise<void> {
   })
   class RatesAppModule {}
 
-  // No enableShutdownHooks(): the SIGTERM handler below closes the app (app.close() runs the
-  // module's shutdown hooks too), so the two would not race.
-  const app = await NestFactory.create(RatesAppModule, { logger: ['error'] });
+  // No enableShutdownHooks(): `close` below closes the app (app.close() runs the module's shutdown
+  // hooks too), so the two would not race.
+  // HTTP_PLATFORM=fastify: the same app on @nestjs/platform-fastify (default Express).
+  const app =
+    process.env.HTTP_PLATFORM === 'fastify'
+      ? await NestFactory.create(RatesAppModule, new FastifyAdapter(), { logger: ['error'] })
+      : await NestFactory.create(RatesAppModule, { logger: ['error'] });
   await app.listen(0, '127.0.0.1');
   await app.get(ChangeReader).whenLive();
   const dataSource = app.get(DataSource);
 
-  let closing = false;
-  const close = () => {
-    if (closing) return;
-    closing = true;
+  const { ready } = serve({}, async () => {
     app.getHttpServer().closeAllConnections();
-    app
-      .close()
-      .then(() => dataSource.destroy())
-      .finally(() => process.exit(0));
-  };
-  process.on('SIGTERM', close);
-  process.stdin.on('close', close).resume();
-
+    await app.close();
+    await dataSource.destroy();
+  });
   const { port } = app.getHttpServer().address() as { port: number };
-  report({ port });
+  ready({ port });
 }
 
 main().catch((error: unknown) => {

@@ -7,7 +7,7 @@ import {
   UnauthorizedException,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { Request } from 'express';
+import type { PollingRequest } from '../../src';
 import { EXAMPLE_CONFIG, type ExampleConfig } from '../config';
 
 const PUBLIC = 'example:public';
@@ -22,7 +22,8 @@ const KEY_IN_QUERY = 'example:key-in-query';
  */
 export const KeyInQuery = () => SetMetadata(KEY_IN_QUERY, true);
 
-export interface AuthedRequest extends Request {
+/** The request on either HTTP platform (Express or Fastify), with the user the key belongs to. */
+export interface AuthedRequest extends PollingRequest {
   user: { id: string };
 }
 
@@ -49,9 +50,9 @@ export class ApiKeyGuard implements CanActivate {
     return true;
   }
 
-  private queryKey(context: ExecutionContext, req: Request): string | undefined {
+  private queryKey(context: ExecutionContext, req: PollingRequest): string | undefined {
     if (!this.reflector.get<boolean>(KEY_IN_QUERY, context.getHandler())) return undefined;
-    const key = req.query.key;
+    const key = (req.query as Record<string, unknown> | undefined)?.key;
     return typeof key === 'string' ? key : undefined;
   }
 }

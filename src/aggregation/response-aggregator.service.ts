@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { Request } from 'express';
+import type { PollingRequest } from '../polling-request.interface';
 import { defer, finalize, Observable, of, share, tap } from 'rxjs';
 import { InjectPollingOptions } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
@@ -36,7 +36,7 @@ export class ResponseAggregator {
    * the request shares with nobody (DESIGN.md §5): request headers are no identity (a gateway may
    * send one service token for every user), so the library never guesses one from them.
    */
-  scopeOf(req: Request): string | null {
+  scopeOf(req: PollingRequest): string | null {
     const custom = this.options.aggregator.scope;
     if (!custom) return null;
     const scope = custom(req);
@@ -44,7 +44,7 @@ export class ResponseAggregator {
   }
 
   /** Null when this request must not share (no scope). */
-  keyFor(parts: unknown[], req: Request): string | null {
+  keyFor(parts: unknown[], req: PollingRequest): string | null {
     const scope = this.scopeOf(req);
     return scope === null ? null : JSON.stringify([...parts, scope]);
   }

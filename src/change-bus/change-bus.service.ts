@@ -15,9 +15,33 @@ export class ChangeBus {
   private readonly subject = new Subject<ChangeNotice>();
   readonly notices$: Observable<ChangeNotice> = this.subject.asObservable();
   private relay: BusRelay | null = null;
+  private relayUp = false;
+  private linkChanges = 0;
 
+  /** Called once the relay's subscription is live: notices of other instances reach this one. */
   attachRelay(relay: BusRelay): void {
     this.relay = relay;
+    this.setLinked(true);
+  }
+
+  /**
+   * True while every notice another instance publishes reaches this process: a relay is attached
+   * and its subscription is live. A cache of what other instances write is only valid meanwhile.
+   */
+  get linked(): boolean {
+    return this.relay !== null && this.relayUp;
+  }
+
+  /** Counts the link's ups and downs: something learned before a change of link is suspect. */
+  get linkEpoch(): number {
+    return this.linkChanges;
+  }
+
+  /** The relay's subscription was lost (false) or is live again (true), before its wake-all. */
+  setLinked(up: boolean): void {
+    if (up === this.relayUp) return;
+    this.relayUp = up;
+    this.linkChanges++;
   }
 
   /** A notice produced here: delivered locally at once and sent to the other instances. */

@@ -13,6 +13,11 @@ export type ChangeNotice =
        * writing transaction's start (`changed_at`). Optional: older instances do not send it.
        */
       committedAt?: number;
+      /**
+       * The index was trimmed (then `feeds` is empty): a quiet feed's head is the index floor, so
+       * heads cached from before may be stale. Older instances read it as a change of no feed.
+       */
+      trimmed?: true;
     }
   | {
       /**

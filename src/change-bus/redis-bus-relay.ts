@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
-import type { Redis } from 'ioredis';
 import { ThrottledWarning } from '../logging/throttled-warning';
+import type { BusChannel } from './bus-channel';
 import type { ChangeBus, BusRelay } from './change-bus.service';
 import type { ChangeNotice } from './change-notice.interface';
 
@@ -14,43 +14,35 @@ interface Envelope {
 }
 
 /**
- * Links the ChangeBus of every instance through Redis pub/sub. Pub/sub is at-most-once: after the
- * subscriber reconnects, every local waiter is woken to re-check its cursor against the index.
+ * Links the ChangeBus of every instance through a Redis pub/sub channel (plain, or sharded on a
+ * cluster). Pub/sub is at-most-once: after the channel subscribes again, every local waiter is
+ * woken to re-check its cursor against the index.
  */
 export class RedisBusRelay implements BusRelay {
   private readonly logger = new Logger('RedisBusRelay');
   // While Redis is away these fire per reconnect attempt and per change batch: one line per 10 s.
   private readonly subscriberWarning = new ThrottledWarning(this.logger);
   private readonly publishWarning = new ThrottledWarning(this.logger);
-  private subscriber: Redis | null = null;
   private republishTimer: NodeJS.Timeout | null = null;
   private republishMs = REPUBLISH_FIRST_MS;
   private closed = false;
 
   constructor(
-    private readonly publisher: Redis,
-    private readonly channel: string,
+    private readonly channel: BusChannel,
     private readonly bus: ChangeBus,
   ) {}
 
   async start(): Promise<void> {
-    const subscriber = this.publisher.duplicate();
-    this.subscriber = subscriber;
-    subscriber.on('error', (error: Error) =>
-      this.subscriberWarning.warn(`subscriber: ${error.message}`),
-    );
-    subscriber.on('message', (_channel: string, message: string) => this.receive(message));
-    let connectedOnce = false;
-    subscriber.on('ready', () => {
-      if (!connectedOnce) return;
-      // Re-subscribe before waking, so a change published right after the wake is not missed.
-      subscriber
-        .subscribe(this.channel)
-        .then(() => this.bus.deliver({ kind: 'wake-all', reason: 'reconnect' }))
-        .catch((error: Error) => this.logger.warn(`resubscribe failed: ${error.message}`));
+    await this.channel.subscribe({
+      message: (text) => this.receive(text),
+      resubscribed: () => {
+        // Linked again before the wake-all, which also drops what was cached before the gap.
+        this.bus.setLinked(true);
+        this.bus.deliver({ kind: 'wake-all', reason: 'reconnect' });
+      },
+      lost: () => this.bus.setLinked(false),
+      warn: (text) => this.subscriberWarning.warn(text),
     });
-    await subscriber.subscribe(this.channel);
-    connectedOnce = true;
     this.bus.attachRelay(this);
   }
 
@@ -62,14 +54,12 @@ export class RedisBusRelay implements BusRelay {
     this.closed = true;
     if (this.republishTimer) clearTimeout(this.republishTimer);
     this.republishTimer = null;
-    const subscriber = this.subscriber;
-    this.subscriber = null;
-    if (subscriber) await subscriber.quit().catch(() => subscriber.disconnect());
+    await this.channel.close();
   }
 
-  private send(notice: ChangeNotice): Promise<number> {
+  private send(notice: ChangeNotice): Promise<unknown> {
     const envelope: Envelope = { from: this.bus.instanceId, notice };
-    return this.publisher.publish(this.channel, JSON.stringify(envelope));
+    return this.channel.publish(JSON.stringify(envelope));
   }
 
   /**

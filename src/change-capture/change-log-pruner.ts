@@ -43,6 +43,8 @@ export class ChangeLogPruner {
     private readonly config: ClientConfig,
     private readonly options: ResolvedOptions,
     private readonly index: ChangeIndex,
+    /** After a trim, even a failed one (its first step may have raised the floor). */
+    private readonly trimmed: () => void = () => undefined,
   ) {
     this.queries = new ChangeLogQueries(options.schema);
   }
@@ -116,7 +118,12 @@ export class ChangeLogPruner {
     // cursor outlives two of the longest holds: a client that keeps polling never reloads.
     const holdMs = this.options.http.maxWaitS * 1000;
     forget = Math.min(forget, await this.index.expiredPosition(now - 2 * holdMs));
-    if (floor > 0) await this.index.trim(floor, Math.max(forget, 0));
+    if (floor <= 0) return;
+    try {
+      await this.index.trim(floor, Math.max(forget, 0));
+    } finally {
+      this.trimmed();
+    }
   }
 
   private async pruneChangeLog(): Promise<number> {

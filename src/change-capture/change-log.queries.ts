@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
 import { assertSchemaName } from './schema/schema-name';
 import { CHANGE_LOG_START, type ChangeLogCursor, type ChangeLogRow } from './change-log-cursor';
@@ -6,6 +7,8 @@ export interface ReadResult {
   /** xmin of the statement's own snapshot: every xid below it has finished. */
   horizon: bigint;
   rows: ChangeLogRow[];
+  /** Committed changes wait at or above the horizon, behind a transaction that is still open. */
+  heldBack: boolean;
 }
 
 export interface ReaderStateRow {
@@ -22,11 +25,28 @@ export interface ReaderStateRow {
  */
 const PRUNED_MARK = '';
 
+interface NamedStatement {
+  name: string;
+  text: string;
+}
+
+/**
+ * A prepared statement, planned once per connection: the reader runs its read every few ms while
+ * changes flow, and planning it each time cost about as much as running it. Named after its text,
+ * so two schemas or variants never share a name on one connection.
+ */
+function named(text: string): NamedStatement {
+  return {
+    name: `polling_read_${createHash('md5').update(text).digest('hex').slice(0, 16)}`,
+    text,
+  };
+}
+
 /** Every statement the change reader runs against the change log. All are parameterised. */
 export class ChangeLogQueries {
   private readonly s: string;
-  private readonly readSql: string;
-  private readonly readSqlCommitTs: string;
+  private readonly readSql: NamedStatement;
+  private readonly readSqlCommitTs: NamedStatement;
 
   constructor(schema: string) {
     this.s = `"${assertSchemaName(schema)}"`;
@@ -34,9 +54,16 @@ export class ChangeLogQueries {
     // below the horizon that is not returned can never appear later (DESIGN.md §2).
     // age_ms (for the delivery-delay metric) is measured on the server's own clock, so the app's
     // clock need not agree with it; it is computed only for the returned rows.
+    // held_back looks at the newest row only: if any row after the cursor sits at or above the
+    // horizon, the newest does too. One backward index probe, whatever the planner's statistics
+    // (an EXISTS over the range was planned as a scan of the whole log while the table had none,
+    // as after a TRUNCATE or on a young log: every read cost O(log size) then).
     const read = (committed: string) => `
       SELECT h.horizon::text AS horizon, c.xid::text AS xid, c.id::text AS id, c.feed, c.resource_id,
-        (extract(epoch FROM clock_timestamp() - ${committed}) * 1000)::float8 AS age_ms
+        (extract(epoch FROM clock_timestamp() - ${committed}) * 1000)::float8 AS age_ms,
+        coalesce((SELECT (n.xid, n.id) > ($1::text::xid8, $2::bigint) AND n.xid >= h.horizon
+                  FROM (SELECT xid, id FROM ${this.s}.polling_changes
+                        ORDER BY xid DESC, id DESC LIMIT 1) n), false) AS held_back
       FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) h
       LEFT JOIN LATERAL (
         SELECT xid, id, feed, resource_id, changed_at FROM ${this.s}.polling_changes
@@ -44,8 +71,10 @@ export class ChangeLogQueries {
         ORDER BY xid, id
         LIMIT $3
       ) c ON true`;
-    this.readSql = read('c.changed_at');
-    this.readSqlCommitTs = read('coalesce(pg_xact_commit_timestamp(xid(c.xid)), c.changed_at)');
+    this.readSql = named(read('c.changed_at'));
+    this.readSqlCommitTs = named(
+      read('coalesce(pg_xact_commit_timestamp(xid(c.xid)), c.changed_at)'),
+    );
   }
 
   /**
@@ -59,8 +88,8 @@ export class ChangeLogQueries {
     limit: number,
     commitTimestamps = false,
   ): Promise<ReadResult> {
-    const sql = commitTimestamps ? this.readSqlCommitTs : this.readSql;
-    const { rows } = await client.query(sql, [after.xid, after.id, limit]);
+    const { name, text } = commitTimestamps ? this.readSqlCommitTs : this.readSql;
+    const { rows } = await client.query({ name, text, values: [after.xid, after.id, limit] });
     const readAt = Date.now();
     const horizon = BigInt(rows[0].horizon);
     const changes: ChangeLogRow[] = [];
@@ -74,7 +103,7 @@ export class ChangeLogQueries {
           committedAt: readAt - Math.max(0, r.age_ms),
         });
     }
-    return { horizon, rows: changes };
+    return { horizon, rows: changes, heldBack: rows[0].held_back === true };
   }
 
   /**
@@ -116,15 +145,16 @@ export class ChangeLogQueries {
   async heldBack(
     client: Client,
     after: ChangeLogCursor,
+    countRows = true,
   ): Promise<{ rows: number; oldestOpenMs: number }> {
     const { rows } = await client.query(
       `SELECT
-         (SELECT count(*) FROM (SELECT 1 FROM ${this.s}.polling_changes
-            WHERE (xid, id) > ($1::text::xid8, $2::bigint) LIMIT 100000) x)::int AS rows,
+         CASE WHEN $3::boolean THEN (SELECT count(*) FROM (SELECT 1 FROM ${this.s}.polling_changes
+            WHERE (xid, id) > ($1::text::xid8, $2::bigint) LIMIT 100000) x)::int ELSE 0 END AS rows,
          coalesce(extract(epoch FROM now() - least(
            (SELECT min(xact_start) FROM pg_stat_activity WHERE backend_xid IS NOT NULL),
            (SELECT min(prepared) FROM pg_prepared_xacts))) * 1000, 0)::float8 AS oldest`,
-      [after.xid, after.id],
+      [after.xid, after.id, countRows],
     );
     return { rows: rows[0].rows, oldestOpenMs: rows[0].oldest };
   }

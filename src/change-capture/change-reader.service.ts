@@ -22,6 +22,7 @@ import { ReaderConnection } from './reader-connection';
 import { checkTracking } from './schema/check-tracking';
 import { installTracking } from './schema/install-tracking';
 import { wakeChannel } from './schema/schema-name';
+import { MIN_READ_PAUSE_MS, pauseAfterRead } from './read-cadence';
 import { IDLE_POLL_MS, WakeGate } from './wake-gate';
 import { WakeSignal } from './wake-signal';
 
@@ -36,6 +37,18 @@ export interface ReaderLag {
   stalledSince: number | null;
 }
 
+/**
+ * The lag as measured at the last check: start times, so its ages can be taken at any moment. On
+ * the monotonic clock (performance.now): a step of the wall clock must not change an age.
+ */
+interface MeasuredLag {
+  heldBackRows: number;
+  /** When the oldest open writing transaction began, null when none is. */
+  oldestOpenAt: number | null;
+  /** Since when changes have been held back, null when none are. */
+  stalledAt: number | null;
+}
+
 interface ReaderState {
   generation: string;
   position: number;
@@ -43,10 +56,17 @@ interface ReaderState {
 }
 
 const LAG_CHECK_MS = 250;
-/** While changes flow, the reader reads again after this pause instead of waiting for NOTIFY. */
-const BUSY_POLL_MS = 2;
+const NO_LAG: MeasuredLag = { heldBackRows: 0, oldestOpenAt: null, stalledAt: null };
+/** Least time between two clearings of gone readers' gate bits while changes flow. */
+const GATE_SWEEP_MS = 1000;
 /** How long reads must come back empty before the reader arms the wake gate and sleeps. */
 const ARM_AFTER_IDLE_MS = 50;
+/**
+ * How long committed changes may wait behind an open transaction before the reader stops
+ * treating that as writers at work and arms the gate (a long report, a session idle in a
+ * transaction).
+ */
+const ARM_AFTER_HELD_BACK_MS = 1000;
 const EMPTY_INDEX = 'the index is empty';
 const STATE_WRITE_MS = 5000;
 const MAX_RECONNECT_MS = 5000;
@@ -74,11 +94,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   private leadingId = '';
   /** The index head this process last announced on the bus (as leader). */
   private announced: { generation: string; position: number } | null = null;
-  private currentLag: ReaderLag = {
-    heldBackRows: 0,
-    oldestOpenTransactionMs: 0,
-    stalledSince: null,
-  };
+  private currentLag: MeasuredLag = NO_LAG;
 
   constructor(
     @InjectPollingOptions() private readonly options: ResolvedOptions,
@@ -87,7 +103,9 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     @InjectIndexKeys() private readonly keys: IndexKeys,
   ) {
     this.queries = new ChangeLogQueries(options.schema);
-    this.pruner = new ChangeLogPruner(postgresClientConfig(options.postgres), options, index);
+    this.pruner = new ChangeLogPruner(postgresClientConfig(options.postgres), options, index, () =>
+      this.announceTrim(),
+    );
   }
 
   get role(): ReaderRole {
@@ -98,8 +116,14 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     return this.liveNow;
   }
 
+  /** Ages are taken now, not at the last read, so they agree with each other whenever asked. */
   get lag(): ReaderLag {
-    return { ...this.currentLag };
+    const { heldBackRows, oldestOpenAt, stalledAt } = this.currentLag;
+    const mono = performance.now();
+    const oldestOpenTransactionMs = oldestOpenAt === null ? 0 : Math.max(0, mono - oldestOpenAt);
+    // Epoch ms on today's wall clock, so that Date.now() - stalledSince is the stall's age.
+    const stalledSince = stalledAt === null ? null : Date.now() - (mono - stalledAt);
+    return { heldBackRows, oldestOpenTransactionMs, stalledSince };
   }
 
   /** Server pid of the reader's dedicated connection (for operators and fault tests). */
@@ -196,6 +220,9 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
         this.connection = null;
         this.currentRole = 'starting';
         this.setLive(false);
+        // Only a leader measures the lag: a follower (or the next leader) must not report the last
+        // measurement of this lead, whose ages would keep growing, as current.
+        this.currentLag = NO_LAG;
       }
       if (this.stopped) break;
       await new Promise((resolve) => setTimeout(resolve, backoffMs));
@@ -230,31 +257,57 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   private async lead(connection: ReaderConnection): Promise<void> {
     const client = connection.client;
     const tuning = this.options.reader;
-    const chores = { lagCheck: 0, stateWrite: 0, verify: Date.now() };
+    const chores = { lagCheck: 0, stateWrite: 0, verify: Date.now(), gateSweep: 0 };
     let state = await this.loadState(client);
     const commitTs = await this.queries.tracksCommitTimestamps(client); // for the delay metric
     // This reader's own bit of the wake gate, cleared: it is awake and about to read.
     const gate = await WakeGate.open(client, this.options.schema);
     let armedAt: bigint | null = null;
     let idleSince: number | null = null;
+    let heldBackSince: number | null = null;
     let pendingDelayMs = 5;
 
     while (!this.stopped) {
       if (connection.broken) throw connection.broken;
+      // This read sees every commit so far, so it answers every wake so far. Left set, the flag
+      // made each pause below end at once: NOTIFYs sent while the gate was being closed kept the
+      // reader reading back to back for as long as changes flowed.
+      const woken = this.signal.take();
+      const readStarted = performance.now();
       const batch = await this.queries.read(client, state.cursor, tuning.batchSize, commitTs);
+      let readMs = 0;
       if (batch.rows.length > 0) {
         state = await this.apply(client, state, batch.rows);
+        readMs = performance.now() - readStarted;
         idleSince = null;
+        heldBackSince = null;
         // Changes are flowing: the reader polls anyway, so writers stop paying for NOTIFY.
         if (armedAt !== null) {
           await gate.disarm(client);
           armedAt = null;
+        } else if (woken && gate.notifies && readStarted - chores.gateSweep >= GATE_SWEEP_MS) {
+          // A NOTIFY while this reader's bit is clear: another bit is set, maybe one of a reader
+          // that is gone (disarm clears those), which would make writers NOTIFY for nobody.
+          chores.gateSweep = readStarted;
+          await gate.disarm(client);
         }
       }
       state = await this.housekeeping(client, state, chores, Date.now());
+      if (
+        batch.rows.length > 0 &&
+        !batch.heldBack &&
+        Date.now() - chores.lagCheck >= LAG_CHECK_MS
+      ) {
+        // Changes flow and none waits behind an open transaction: measure the lag here too, or a
+        // stall that ended would be reported (with a growing age) until a read comes back empty.
+        chores.lagCheck = Date.now();
+        await this.updateLag(client, state.cursor, false);
+      }
       if (batch.rows.length === tuning.batchSize) continue; // more is waiting: read at once
       if (batch.rows.length > 0) {
-        await this.signal.sleep(BUSY_POLL_MS); // let the next few commits gather into one read
+        // Changes are flowing and no NOTIFY will come: read again after a pause that keeps the
+        // reader's share of the machine bounded (read-cadence.ts).
+        await this.signal.sleep(pauseAfterRead(readMs));
         continue;
       }
 
@@ -262,7 +315,19 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
       const now = Date.now();
       if (now - chores.lagCheck >= LAG_CHECK_MS) {
         chores.lagCheck = now;
-        await this.updateLag(client, state.cursor, now);
+        await this.updateLag(client, state.cursor, true);
+      }
+      if (armedAt === null && batch.heldBack) {
+        // Nothing readable, but committed changes wait behind an older writer that has not
+        // committed yet: writers are busy (on a loaded machine one can stall for tens of ms).
+        // Arming now would make every writer NOTIFY until the next read; read again instead.
+        heldBackSince ??= now;
+        if (now - heldBackSince < ARM_AFTER_HELD_BACK_MS) {
+          await this.signal.sleep(MIN_READ_PAUSE_MS);
+          continue;
+        }
+      } else {
+        heldBackSince = null;
       }
       if (!gate.notifies) {
         // No NOTIFY to wait for (a server that allows PREPARE TRANSACTION, or no free gate slot).
@@ -275,7 +340,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
         // NOTIFY (and serialise on the notify lock) most of the time.
         idleSince ??= now;
         if (now - idleSince < ARM_AFTER_IDLE_MS) {
-          await this.signal.sleep(BUSY_POLL_MS);
+          await this.signal.sleep(MIN_READ_PAUSE_MS);
           continue;
         }
         armedAt = await gate.arm(client);
@@ -424,6 +489,12 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     return { generation: state.generation, position, cursor: { xid: last.xid, id: last.id } };
   }
 
+  /** Tells every instance the index floor moved: quiet feeds' heads moved with it. */
+  private announceTrim(): void {
+    const at = this.announced ?? { generation: '', position: 0 };
+    this.bus.publish({ kind: 'changes', ...at, feeds: [], trimmed: true });
+  }
+
   /**
    * Whether this reader still leads the index under its id: a wiped store gets this reader's id
    * back; one that another instance gave a new id first is led under that id's lock now, so this
@@ -450,14 +521,18 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   private async updateLag(
     client: ReaderConnection['client'],
     cursor: ChangeLogCursor,
-    now: number,
+    countHeld: boolean,
   ): Promise<void> {
-    const held = await this.queries.heldBack(client, cursor);
-    const stalledSince = held.rows > 0 ? (this.currentLag.stalledSince ?? now) : null;
+    // Taken before the query: the transaction's age the server reports is measured after it.
+    const mono = performance.now();
+    // Without countHeld the read just showed no change waiting behind an open transaction (rows
+    // after the cursor are unread, not held back).
+    const held = await this.queries.heldBack(client, cursor, countHeld);
+    const stalledAt = held.rows > 0 ? (this.currentLag.stalledAt ?? mono) : null;
     this.currentLag = {
       heldBackRows: held.rows,
-      oldestOpenTransactionMs: held.oldestOpenMs,
-      stalledSince,
+      oldestOpenAt: held.oldestOpenMs > 0 ? mono - held.oldestOpenMs : null,
+      stalledAt,
     };
   }
 }

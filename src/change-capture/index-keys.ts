@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { PollingConfigError } from '../polling-config.error';
 
 /**
  * Every name the module derives from `keyPrefix`, in one place. With a shared index (Redis) they
@@ -20,9 +21,24 @@ export interface IndexKeys {
   readerState: string;
 }
 
-/** `identity` is null for the in-memory index (nothing shared, nothing to tell apart). */
-export function indexKeys(keyPrefix: string, schema: string, identity: string | null): IndexKeys {
-  const prefix = identity === null ? keyPrefix : `${keyPrefix}${identity}:`;
+/**
+ * `identity` is null for the in-memory index (nothing shared, nothing to tell apart). On a Redis
+ * Cluster the identity is a hash tag (`polling:{3f2a…}:`): every key of the index and its bus
+ * channel hash to one slot, so each Lua script (an append touches many feeds) stays on one node
+ * and atomic, and the sharded bus channel lives beside the index it announces.
+ */
+export function indexKeys(
+  keyPrefix: string,
+  schema: string,
+  identity: string | null,
+  cluster = false,
+): IndexKeys {
+  // Redis hashes the first {…} of a key: braces in the prefix would take the tag's place.
+  if (cluster && /[{}]/.test(keyPrefix)) {
+    throw new PollingConfigError('keyPrefix must not contain { or } with a Redis Cluster');
+  }
+  const tagged = cluster ? `{${identity}}` : identity;
+  const prefix = identity === null ? keyPrefix : `${keyPrefix}${tagged}:`;
   return {
     prefix,
     busChannel: `${prefix}bus`,

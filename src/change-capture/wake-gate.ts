@@ -57,7 +57,10 @@ export class WakeGate {
     return BigInt(rows[0].xid);
   }
 
-  /** Clears this reader's bit: it is awake and will read anyway, so writers may skip NOTIFY. */
+  /**
+   * Clears this reader's bit (it is awake and will read anyway, so writers may skip NOTIFY) and the
+   * bits of readers that are gone.
+   */
   async disarm(client: Client): Promise<void> {
     await client.query(this.sql.disarm, [this.sql.lockName, this.bit.toString()]);
   }
@@ -84,6 +87,9 @@ class GateSql {
           AND l.classid = hashtext($1)::oid AND l.objid < ${SLOTS}
           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))`;
     this.arm = update(`(${current} & ${live}) | $2::bigint`);
-    this.disarm = update(`${current} & ~$2::bigint`);
+    // Both clear the bits of slots nobody holds (a reader that stopped or died armed): left set,
+    // they make every writer NOTIFY for a reader that is gone, and each NOTIFY cuts short the
+    // pauses of the readers that are still there.
+    this.disarm = update(`(${current} & ${live}) & ~$2::bigint`);
   }
 }

@@ -16,7 +16,8 @@ export const MARK_EVERY_MS = 1000;
  * indexed change answers with the index floor as position; its floor is its own while it is in
  * `gone`, else the forget line.
  *
- * Not Redis Cluster safe yet: append, trim and startGeneration derive feed keys from the prefix.
+ * append, trim and startGeneration derive feed keys from the prefix (ARGV[1]): Redis Cluster safe
+ * only because the prefix carries a hash tag there, putting every key of the index in one slot.
  * Scripts that may visit many feeds (trim, startGeneration) work in bounded steps.
  * Numbers are written with %.0f: Lua's default tostring (%.14g) would round large positions.
  */

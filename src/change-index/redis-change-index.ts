@@ -5,7 +5,6 @@ import {
   changesAnswer,
 } from './change-index.checks';
 import { createHash } from 'node:crypto';
-import type Redis from 'ioredis';
 import type {
   AppendBatch,
   AppendResult,
@@ -24,6 +23,7 @@ import {
   START_GENERATION_SCRIPT,
   TRIM_SCRIPT,
 } from './redis-change-index.scripts';
+import type { RedisClient } from './redis-connection';
 
 export interface RedisChangeIndexOptions {
   /** Quit the client in close(); leave false when the client is shared with other code. */
@@ -60,7 +60,8 @@ type Reply = Array<string | Reply>;
 
 /**
  * ChangeIndex in Redis, shared by every instance. Each call is one Lua script, so one round trip
- * and atomic. Does not support Redis Cluster yet (scripts derive feed keys from the prefix).
+ * and atomic. Scripts derive feed keys from the prefix: on a Redis Cluster the prefix must carry
+ * a hash tag (indexKeys does that), so every key of the index is in one slot.
  * Redis errors (connection lost, timeouts) are thrown, not mapped to `unavailable`.
  */
 export class RedisChangeIndex implements ChangeIndex {
@@ -73,7 +74,7 @@ export class RedisChangeIndex implements ChangeIndex {
   private readonly goneKey: string;
 
   constructor(
-    private readonly client: Redis,
+    private readonly client: RedisClient,
     private readonly keyPrefix: string,
     private readonly options: RedisChangeIndexOptions = {},
   ) {

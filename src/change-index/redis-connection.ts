@@ -1,12 +1,20 @@
-import type { Redis, RedisOptions } from 'ioredis';
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { RedisConnection } from '../polling-options.interface';
 import { loadOptionalPeer } from '../optional-peer';
 import { PollingConfigError } from '../polling-config.error';
 
+/** A single Redis server or a Redis Cluster: the commands the index and the bus use are alike. */
+export type RedisClient = Redis | Cluster;
+
 /** The module's Redis client and whether the module created it (then it also closes it). */
 export interface RedisHandle {
-  client: Redis;
+  client: RedisClient;
   owned: boolean;
+}
+
+/** True for a Redis Cluster client: its keys need one hash tag, its bus sharded pub/sub. */
+export function isCluster(client: RedisClient): client is Cluster {
+  return (client as { isCluster?: boolean }).isCluster === true;
 }
 
 /**
@@ -17,7 +25,7 @@ export async function connectRedis(
   connection: RedisConnection | undefined,
 ): Promise<RedisHandle | null> {
   if (!connection) return null;
-  if ('client' in connection) return { client: connection.client as Redis, owned: false };
+  if ('client' in connection) return { client: connection.client as RedisClient, owned: false };
   // ioredis is an optional peer dependency: load it only when Redis is configured.
   const ioredis = loadOptionalPeer<typeof import('ioredis')>('ioredis');
   if (!ioredis) {
@@ -26,13 +34,22 @@ export async function connectRedis(
         '(npm i ioredis@^5)',
     );
   }
-  const IORedis = ioredis.default;
   // Fail a request after a short retry instead of queueing it for ever while Redis is away.
   const base = { lazyConnect: true, maxRetriesPerRequest: 2 };
-  const client =
-    'url' in connection
-      ? new IORedis(connection.url, base)
-      : new IORedis({ ...base, ...(connection.options as RedisOptions) });
+  let client: RedisClient;
+  if ('cluster' in connection) {
+    const options = (connection.options ?? {}) as ClusterOptions;
+    client = new ioredis.Cluster(connection.cluster, {
+      ...options,
+      lazyConnect: true,
+      redisOptions: { maxRetriesPerRequest: 2, ...options.redisOptions },
+    });
+  } else {
+    client =
+      'url' in connection
+        ? new ioredis.default(connection.url, base)
+        : new ioredis.default({ ...base, ...(connection.options as RedisOptions) });
+  }
   client.on('error', () => undefined); // reported through failed commands and health instead
   try {
     await client.connect();

@@ -22,16 +22,25 @@ export async function resolveHeaders(
   return { ...headers };
 }
 
-/** `url` with `params` appended to its query string. */
+/**
+ * `url` with `params` added to its query, every parameter in name order (the app's own kept as
+ * written, in their order among equal names). Canonical, so a shared cache keyed on the URL sees
+ * one key per feed, cursor and wait however the app wrote its URL (`?b=1&a=2` or `?a=2&b=1`).
+ */
 export function withQuery(url: string, params: Record<string, string>): string {
-  const query = Object.entries(params)
-    .map(([key, value]) => `${encodeURIComponent(key)}=${encodeURIComponent(value)}`)
-    .join('&');
-  if (!query) return url;
+  const added = Object.entries(params).map(
+    ([key, value]) => `${encodeURIComponent(key)}=${encodeURIComponent(value)}`,
+  );
   const hash = url.indexOf('#');
   const base = hash === -1 ? url : url.slice(0, hash);
-  const sep = base.includes('?') ? (/[?&]$/.test(base) ? '' : '&') : '?';
-  return `${base}${sep}${query}`;
+  const question = base.indexOf('?');
+  const path = question === -1 ? base : base.slice(0, question);
+  const own = question === -1 ? [] : base.slice(question + 1).split('&');
+  const query = [...own.filter((part) => part !== ''), ...added];
+  if (query.length === 0) return path;
+  const name = (part: string) => part.split('=')[0];
+  query.sort((a, b) => (name(a) < name(b) ? -1 : name(a) > name(b) ? 1 : 0));
+  return `${path}?${query.join('&')}`;
 }
 
 /** A wait in seconds as the server accepts it: [0, 3600], at most 3 decimals, no exponent. */

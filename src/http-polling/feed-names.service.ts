@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { Request } from 'express';
+import type { PollingRequest } from '../polling-request.interface';
 import { InjectPollingOptions } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
 import { readPartition } from './poll-request.parser';
@@ -15,7 +15,7 @@ export class FeedNames {
   }
 
   /** The full feed name of a request, e.g. `messages:general`. */
-  feedOf(route: Pick<PollRouteOptions, 'feed' | 'partition'>, req: Request): string {
+  feedOf(route: Pick<PollRouteOptions, 'feed' | 'partition'>, req: PollingRequest): string {
     if (!this.partitioned.get(route.feed)) return route.feed;
     return `${route.feed}:${readPartition(req, route.partition!)}`;
   }

@@ -43,6 +43,9 @@ export function installJsonHttpErrors(app: INestApplication): void {
   // A failed parser stays failed: Node reports the same error again for every later chunk of the
   // request and at the client's end. Only the first one is answered; the others are expected.
   const answered = new WeakSet<Socket>();
+  // This answer replaces the platform's own: Fastify's writes a JSON error too, then destroys the
+  // socket at once (the reset this function avoids). Express leaves Node's default.
+  server.removeAllListeners('clientError');
   server.on('clientError', (error: { code?: string }, socket: Socket) => {
     if (answered.has(socket)) return;
     if (!socket.writable) return socket.destroy();

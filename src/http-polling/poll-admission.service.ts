@@ -1,10 +1,18 @@
 import { Injectable } from '@nestjs/common';
-import type { Request } from 'express';
+import type { PollingRequest } from '../polling-request.interface';
 import { InjectPollingOptions } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
 import { HeldRequests } from './held-requests.service';
 import { PollingEvents } from './watch/polling-events.service';
 import { WatchRefusedError } from './watch/watch.errors';
+
+/**
+ * Retry-After of a stopping server's refusals. The instance is leaving, not busy: every answer
+ * from it closes its connection, so the retry opens a new one, which a balancer sends to an
+ * instance still running. `http.retryAfterS` (an outage of the index) would keep a follower
+ * away for seconds after every deploy.
+ */
+export const SHUTTING_DOWN_RETRY_AFTER_S = 1;
 
 /** Remembered clients for the minimum poll interval; the oldest are forgotten beyond this. */
 const MAX_TRACKED_CLIENTS = 100_000;
@@ -30,16 +38,16 @@ export class PollAdmission {
    * The key of the per-client limits: the app's `http.clientKey`, else (or when that gives none)
    * the client address, `req.ip`, which Express takes from X-Forwarded-For under `trust proxy`.
    */
-  clientKey(request: Request): string {
+  clientKey(request: PollingRequest): string {
     const custom = this.options.http.clientKey?.(request);
     if (custom !== undefined && custom !== null && custom !== '') return String(custom);
-    return request.ip ?? request.socket.remoteAddress ?? 'unknown';
+    return request.ip ?? request.socket?.remoteAddress ?? 'unknown';
   }
 
   admit(clientKey: string, willHold: boolean): void {
     const http = this.options.http;
     if (this.held.shuttingDown) {
-      this.reject(http.retryAfterS, 'the server is shutting down', 'shutting_down');
+      this.reject(SHUTTING_DOWN_RETRY_AFTER_S, 'the server is shutting down', 'shutting_down');
     }
     if (http.minPollIntervalMs > 0) {
       const now = Date.now();

@@ -1,6 +1,6 @@
 import { BadRequestException } from '@nestjs/common';
 import { thrownBy } from '../../test/support/thrown';
-import type { Request } from 'express';
+import type { PollingRequest } from '../polling-request.interface';
 import {
   MAX_PARTITION_LENGTH,
   holdMs,
@@ -11,7 +11,7 @@ import {
 
 /** Only what the parsers read of a request: the raw URL, headers and route params. */
 function request(url: string, headers: Record<string, string | string[]> = {}, params = {}) {
-  return { originalUrl: url, url, headers, params } as unknown as Request;
+  return { originalUrl: url, url, headers, params } as unknown as PollingRequest;
 }
 
 const rejection = (read: () => unknown) => thrownBy(read, BadRequestException).message;
@@ -31,7 +31,7 @@ describe('readSince', () => {
   });
 
   it('reads the raw URL, so a query parser that dropped since[x] cannot hide it', () => {
-    const req = { ...request('/items?since[x]=1'), query: {} } as unknown as Request;
+    const req = { ...request('/items?since[x]=1'), query: {} } as unknown as PollingRequest;
     expect(() => readSince(req)).toThrow(BadRequestException);
   });
 });

@@ -1,10 +1,10 @@
 import { BadRequestException } from '@nestjs/common';
-import type { Request } from 'express';
+import type { PollingRequest } from '../polling-request.interface';
 import type { PartitionSource } from './poll-route-options.interface';
 
 /** Values of one query parameter, read from the raw URL so the app's query parser cannot hide
  * `since[a]=1` or repeated parameters. */
-function queryValues(request: Request, name: string): string[] {
+function queryValues(request: PollingRequest, name: string): string[] {
   const url = request.originalUrl ?? request.url;
   const question = url.indexOf('?');
   if (question < 0) return [];
@@ -17,7 +17,8 @@ function queryValues(request: Request, name: string): string[] {
   return params.getAll(name);
 }
 
-function single(request: Request, name: string): string | undefined {
+/** One query parameter, read from the raw URL: repeated or `name[..]` → 400. */
+export function readQueryParam(request: PollingRequest, name: string): string | undefined {
   const values = queryValues(request, name);
   if (values.length > 1) {
     throw new BadRequestException(`query parameter "${name}" must appear at most once`);
@@ -26,8 +27,8 @@ function single(request: Request, name: string): string | undefined {
 }
 
 /** `?since=`: absent → null; present but empty or oversized → 400 (decoded by the caller). */
-export function readSince(request: Request): string | null {
-  const since = single(request, 'since');
+export function readSince(request: PollingRequest): string | null {
+  const since = readQueryParam(request, 'since');
   if (since === undefined) return null;
   if (since.length === 0) throw new BadRequestException('since must not be empty');
   return since;
@@ -51,8 +52,8 @@ export interface RequestedWait {
   fromPrefer: boolean;
 }
 
-export function readWait(request: Request): RequestedWait {
-  const query = single(request, 'wait');
+export function readWait(request: PollingRequest): RequestedWait {
+  const query = readQueryParam(request, 'wait');
   if (query !== undefined) return { seconds: parseSeconds(query, 'wait'), fromPrefer: false };
   const prefer = request.headers.prefer;
   const header = Array.isArray(prefer) ? prefer.join(',') : prefer;
@@ -80,7 +81,7 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 export const MAX_PARTITION_LENGTH = 200;
 
 /** The partition value of this request, validated like any input. */
-export function readPartition(request: Request, source: PartitionSource): string {
+export function readPartition(request: PollingRequest, source: PartitionSource): string {
   const raw = typeof source === 'string' ? request.params?.[source] : source(request);
   if (typeof raw !== 'string' && typeof raw !== 'number') {
     throw new BadRequestException('the feed partition is missing');

@@ -1,11 +1,11 @@
-import type { Request } from 'express';
+import type { PollingRequest } from '../polling-request.interface';
 
 /** Where the partition value of a partitioned feed comes from. */
 export type PartitionSource =
   /** A route parameter name: `{ partition: 'channel' }` for `/channels/:channel/changes`. */
   | string
   /** Any function of the request (a header, the user, ...). */
-  | ((request: Request) => unknown);
+  | ((request: PollingRequest) => unknown);
 
 export interface PollRouteOptions {
   /** A tracked table's feed name (its `feed`, by default the table name). */
@@ -16,11 +16,23 @@ export interface PollRouteOptions {
    * Re-checks authorization for a held request each time it wakes (guards run once, when the
    * request arrives). Returning false answers 403 instead of running the handler.
    */
-  authorize?: (request: Request) => boolean | Promise<boolean>;
+  authorize?: (request: PollingRequest) => boolean | Promise<boolean>;
   /** Long polls: seconds to hold when the client names none. Default: module setting (25). */
   defaultWaitS?: number;
   /** Long polls: the most a client may ask for. Default: module setting (55). */
   maxWaitS?: number;
+  /**
+   * `'public'`: the feed is the same for every caller, so a shared cache (a CDN, nginx
+   * `proxy_cache`) may keep its answers and collapse identical polls into one. A 200 that
+   * carries changes (or the head, without `since`) gets `Cache-Control: public, max-age=…` and an
+   * ETag of its next cursor; every other answer (204, 304, 409, errors, a short poll that found
+   * nothing) gets `no-store`. Refused at start-up on a route with `authorize` or its own guards:
+   * a private answer in a shared cache would reach other callers. Default: not cacheable
+   * (`private, no-cache`).
+   */
+  cache?: 'public';
+  /** With `cache: 'public'`: the max-age of a cacheable answer, in seconds. Default 60. */
+  cacheMaxAgeS?: number;
 }
 
 export interface PollRouteMetadata extends PollRouteOptions {

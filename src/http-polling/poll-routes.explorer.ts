@@ -1,10 +1,16 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
-import { HOST_METADATA, MODULE_PATH, VERSION_METADATA } from '@nestjs/common/constants';
+import {
+  GUARDS_METADATA,
+  HOST_METADATA,
+  MODULE_PATH,
+  VERSION_METADATA,
+} from '@nestjs/common/constants';
 import type { VersionValue } from '@nestjs/common/interfaces';
 import { DiscoveryService, MetadataScanner, ModulesContainer } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
 import { InjectPollingOptions } from '../polling.tokens';
 import { PollingConfigError, type ResolvedOptions } from '../resolve-options';
+import { checkFeedRoute, checkSeconds } from './feed-route.checks';
 import { PollMetadataAccessor } from './poll-metadata.accessor';
 import type { PollRouteMetadata } from './poll-route-options.interface';
 
@@ -46,6 +52,44 @@ function asArray(value: unknown): string[] {
 }
 
 /**
+ * `cache: 'public'` puts one caller's answer in a cache every caller reads: refused where the
+ * answer may depend on the caller (a per-route `authorize`, guards on the route or controller)
+ * or on something the URL does not carry (a partition function).
+ * Global guards (APP_GUARD) are not seen here: a public route must not depend on them.
+ */
+function assertCacheable(
+  where: string,
+  metadata: PollRouteMetadata,
+  handler: object,
+  controller: object,
+): void {
+  const maxAge = metadata.cacheMaxAgeS;
+  if (maxAge !== undefined && !(Number.isInteger(maxAge) && maxAge >= 1 && maxAge <= 86_400)) {
+    throw new PollingConfigError(`${where}: cacheMaxAgeS must be an integer from 1 to 86400`);
+  }
+  if (metadata.cache === undefined) return;
+  if (metadata.cache !== 'public') {
+    throw new PollingConfigError(`${where}: cache must be 'public' or left out`);
+  }
+  const guards = [handler, controller].flatMap(
+    (target) => (Reflect.getMetadata(GUARDS_METADATA, target) as unknown[] | undefined) ?? [],
+  );
+  if (metadata.authorize || guards.length > 0) {
+    throw new PollingConfigError(
+      `${where}: cache 'public' on a route with ${metadata.authorize ? 'authorize' : 'guards'}: ` +
+        "a shared cache would hand one caller's answer to others; serve private feeds uncached",
+    );
+  }
+  // A cache keys on the URL: a partition read from elsewhere (a header, the user) is not in it.
+  if (typeof metadata.partition === 'function') {
+    throw new PollingConfigError(
+      `${where}: cache 'public' needs the partition in the URL (a route parameter name), ` +
+        'not a function of the request: a shared cache would mix partitions',
+    );
+  }
+}
+
+/**
  * Finds every @Poll / @LongPoll handler at start-up and checks it against the tracked tables, so
  * a typo in a feed name fails the start, not the first request.
  */
@@ -66,7 +110,6 @@ export class PollRoutesExplorer implements OnModuleInit {
   }
 
   onModuleInit(): void {
-    const tables = new Map(this.options.tables.map((t) => [t.feed, t]));
     const maxWaitS = this.options.http.maxWaitS;
     this.found = [];
     for (const wrapper of this.discovery.getControllers()) {
@@ -77,29 +120,14 @@ export class PollRoutesExplorer implements OnModuleInit {
         const metadata = this.accessor.get(prototype[methodName]);
         if (!metadata) continue;
         const where = `${wrapper.name}.${methodName}`;
-        const table = tables.get(metadata.feed);
-        if (!table) {
-          throw new PollingConfigError(
-            `${where} polls feed "${metadata.feed}", which is not a tracked table's feed`,
-          );
-        }
-        if (table.partition !== null && metadata.partition === undefined) {
-          throw new PollingConfigError(
-            `${where}: feed "${metadata.feed}" is partitioned by ${table.partition}; say where the partition comes from`,
-          );
-        }
-        for (const [name, value] of [
-          ['defaultWaitS', metadata.defaultWaitS],
-          ['maxWaitS', metadata.maxWaitS],
-        ] as const) {
-          if (value !== undefined && !(Number.isFinite(value) && value >= 0 && value <= 3600)) {
-            throw new PollingConfigError(`${where}: ${name} must be between 0 and 3600 seconds`);
-          }
-        }
+        checkFeedRoute(where, 'polls', metadata, this.options.tables);
+        checkSeconds(where, 'defaultWaitS', metadata.defaultWaitS, 0, 3600);
+        checkSeconds(where, 'maxWaitS', metadata.maxWaitS, 0, 3600);
         if ((metadata.defaultWaitS ?? 0) > (metadata.maxWaitS ?? maxWaitS)) {
           throw new PollingConfigError(`${where}: defaultWaitS exceeds maxWaitS`);
         }
         const handler = prototype[methodName];
+        assertCacheable(where, metadata, handler, instance.constructor);
         const host = wrapper.host?.metatype;
         const modulePath: string | undefined = host
           ? (Reflect.getMetadata(MODULE_PATH + this.modules.applicationId, host) ??

@@ -6,14 +6,15 @@ import {
   Injectable,
   NestInterceptor,
 } from '@nestjs/common';
-import type { Request, Response } from 'express';
 import fresh from 'fresh';
-import { from, Observable, of, switchMap } from 'rxjs';
+import { from, Observable, of, switchMap, tap } from 'rxjs';
 import { InjectPollingOptions } from '../polling.tokens';
 import type { ResolvedOptions } from '../resolve-options';
+import type { PollingRequest } from '../polling-request.interface';
 import { ResponseAggregator } from '../aggregation/response-aggregator.service';
 import { BATCH_MEMBER, type BatchMemberRequest } from './batch/batch-member';
 import { ChangeRate } from './change-rate.service';
+import { answerCacheControl, cacheWhenOk, pendingCacheControl } from './cache-control';
 import type { FeedCursor } from './feed-cursor';
 import { FeedNames } from './feed-names.service';
 import { PollAdmission } from './poll-admission.service';
@@ -25,6 +26,8 @@ import { responseClosed } from './response-closed';
 import { FeedChecker } from './watch/feed-checker.service';
 import { FeedWatch } from './watch/feed-watch.service';
 import { PollingEvents } from './watch/polling-events.service';
+import { HttpPlatformHost } from './platform/http-platform.host';
+import type { HttpReply } from './platform/http-reply';
 import type { FeedCheck } from './watch/feed-checker.service';
 import { asHttp, tableFeed, trackResponse, type ResponseTrack } from './watch-http';
 
@@ -48,6 +51,7 @@ export class PollingInterceptor implements NestInterceptor {
     private readonly aggregator: ResponseAggregator,
     @InjectPollingOptions() private readonly options: ResolvedOptions,
     private readonly events: PollingEvents,
+    private readonly platform: HttpPlatformHost,
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -61,18 +65,22 @@ export class PollingInterceptor implements NestInterceptor {
       if (member.mode === 'probe') return of(undefined);
       return this.run(context, member.context, req, next);
     }
-    const res = context.switchToHttp().getResponse<Response>();
+    const res = this.platform.platform.reply(context.switchToHttp().getResponse());
     const feed = this.names.feedOf(route, req);
     const track = trackResponse(
       this.events,
-      res,
+      res.raw,
       tableFeed(feed),
       route.snapshot ? 'snapshot' : 'short',
     );
     return from(asHttp(res, () => this.decide(route, feed, req, res, track))).pipe(
-      switchMap((decision) =>
-        decision.kind === 'reply' ? of(undefined) : this.run(context, decision.context, req, next),
-      ),
+      switchMap((decision) => {
+        if (decision.kind === 'reply') return of(undefined);
+        const cacheControl = answerCacheControl(route, decision.context);
+        const answer = this.run(context, decision.context, req, next);
+        // Once the handler has answered, and only on a 200: any error keeps `no-store`.
+        return cacheControl ? answer.pipe(tap(() => cacheWhenOk(res.raw, cacheControl))) : answer;
+      }),
     );
   }
 
@@ -88,7 +96,11 @@ export class PollingInterceptor implements NestInterceptor {
   }
 
   /** Requests with this key would run the handler identically: route, feed, cursors, query. */
-  private shareKey(context: ExecutionContext, poll: PollContext, req: Request): string | null {
+  private shareKey(
+    context: ExecutionContext,
+    poll: PollContext,
+    req: PollingRequest,
+  ): string | null {
     const url = req.originalUrl ?? req.url;
     const query = new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '');
     query.delete('since');
@@ -104,8 +116,8 @@ export class PollingInterceptor implements NestInterceptor {
   private async decide(
     route: PollRouteMetadata,
     feed: string,
-    req: Request,
-    res: Response,
+    req: PollingRequest,
+    res: HttpReply,
     track: ResponseTrack,
   ): Promise<Decision> {
     if (route.snapshot) {
@@ -114,6 +126,8 @@ export class PollingInterceptor implements NestInterceptor {
       res.setHeader('Poll-Cursor', cursor);
       return handle(headContext(feed, cursor));
     }
+    // Before anything can fail: a 400, 429 or 503 must not be cached either.
+    res.setHeader('Cache-Control', pendingCacheControl(route));
     const since = this.readCursor(req);
     const http = this.options.http;
     const wait = route.hold ? readWait(req) : { seconds: 0, fromPrefer: false };
@@ -129,7 +143,6 @@ export class PollingInterceptor implements NestInterceptor {
     const watch = this.watches.open({ clientKey, feeds: [feed], holds, label: tableFeed(feed) });
     track.watch = watch;
     if (holds) track.kind = 'long';
-    res.setHeader('Cache-Control', 'private, no-cache');
     res.setHeader('Poll-Interval', String(this.rate.hintSeconds(feed)));
 
     if (since === null) {
@@ -139,9 +152,10 @@ export class PollingInterceptor implements NestInterceptor {
       return handle(headContext(feed, cursor));
     }
     if (!holds && req.headers['if-none-match'] !== undefined) {
-      // The cheap 304 path: one index read, no Postgres, no handler.
-      setCursor(res, await watch.head(feed), 'immediate');
-      if (matchesEtag(req.headers['if-none-match'], res.getHeader('ETag'))) {
+      // The cheap 304 path: the head (cached between index writes), no Postgres, no handler.
+      const head = await watch.head(feed);
+      setCursor(res, head, 'immediate');
+      if (matchesEtag(req.headers['if-none-match'], `"${head}"`)) {
         res.status(304);
         return { kind: 'reply' };
       }
@@ -166,7 +180,7 @@ export class PollingInterceptor implements NestInterceptor {
         });
       },
       waitMs,
-      responseClosed(res),
+      responseClosed(res.raw),
       route.authorize && (() => route.authorize!(req)),
     );
     if (outcome.kind === 'found') return outcome.value;
@@ -188,7 +202,7 @@ export class PollingInterceptor implements NestInterceptor {
     return { kind: 'reply' };
   }
 
-  private readCursor(req: Request): FeedCursor | null {
+  private readCursor(req: PollingRequest): FeedCursor | null {
     const text = readSince(req);
     if (text === null) return null;
     const cursor = this.checker.decode(text);
@@ -202,8 +216,10 @@ export class PollingInterceptor implements NestInterceptor {
  * `Cache-Control: no-cache` in the request, which fetch() adds to every request with a hand-set
  * conditional header: such clients would never get a 304 although they asked for one.
  */
-function matchesEtag(ifNoneMatch: string | undefined, etag: unknown): boolean {
+export function matchesEtag(ifNoneMatch: string | undefined, etag: unknown): boolean {
   if (ifNoneMatch === undefined || typeof etag !== 'string') return false;
+  // What a poller sends back: its last ETag as is (fresh() would answer the same, slower).
+  if (ifNoneMatch === etag) return true;
   return fresh({ 'if-none-match': ifNoneMatch }, { etag });
 }
 
@@ -216,7 +232,7 @@ export function headContext(feed: string, cursor: string): PollContext {
   return { feed, since: null, cursor, changedIds: [], complete: true, reason: 'immediate' };
 }
 
-export function setCursor(res: Response, cursor: string, wake: string): void {
+export function setCursor(res: HttpReply, cursor: string, wake: string): void {
   res.setHeader('Poll-Cursor', cursor);
   res.setHeader('ETag', `"${cursor}"`);
   res.setHeader('Poll-Wake', wake);

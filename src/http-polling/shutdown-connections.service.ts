@@ -7,6 +7,21 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+/**
+ * From the shutdown signal on, how often answers in flight are checked for a client that stopped
+ * reading (a frozen tab, a stalled proxy): its socket has data waiting that it took none of since
+ * the previous check. Such an answer or SSE stream can never finish, and `server.close()` would
+ * wait for it for ever; its connection is destroyed, so the process exits within a few seconds.
+ * A request still being worked on (nothing waiting to be sent) or a slow reader is left alone.
+ */
+export const SHUTDOWN_STALL_CHECK_MS = 1_000;
+
+/** Bytes the connection has taken from us: written out, not merely queued for it. */
+function taken(socket: Socket): number {
+  return (socket.bytesWritten ?? 0) - socket.writableLength;
+}
 
 /** A response in flight when the app stops: its connection closes once it is answered. */
 function closeAfterAnswer(res: ServerResponse): void {
@@ -34,6 +49,9 @@ export class ShutdownConnections
   private server: Server | undefined;
   private readonly inFlight = new Set<ServerResponse>();
   private stopping = false;
+  private stallCheck: NodeJS.Timeout | undefined;
+  /** What each waiting connection had taken at the previous check. */
+  private readonly takenAtCheck = new Map<ServerResponse, number>();
 
   constructor(@Optional() private readonly adapterHost?: HttpAdapterHost) {}
 
@@ -48,17 +66,36 @@ export class ShutdownConnections
   beforeApplicationShutdown(): void {
     this.stopping = true;
     for (const res of this.inFlight) closeAfterAnswer(res);
-    this.inFlight.clear();
     this.server?.closeIdleConnections();
+    this.stallCheck = setInterval(() => this.destroyStalled(), SHUTDOWN_STALL_CHECK_MS).unref();
   }
 
   onApplicationShutdown(): void {
+    clearInterval(this.stallCheck);
     this.server?.off('request', this.onRequest);
   }
 
+  private destroyStalled(): void {
+    for (const res of this.inFlight) {
+      const socket = res.socket;
+      // Only full buffers mean a client that stopped reading: a few bytes still on their way
+      // (a 204 the balancer has not taken yet) are a client that is just slow to be scheduled.
+      if (!socket || !(socket.writableNeedDrain || res.writableNeedDrain)) {
+        this.takenAtCheck.delete(res);
+        continue;
+      }
+      const now = taken(socket);
+      if (this.takenAtCheck.get(res) === now) res.destroy();
+      else this.takenAtCheck.set(res, now);
+    }
+  }
+
   private readonly onRequest = (_req: IncomingMessage, res: ServerResponse): void => {
-    if (this.stopping) return closeAfterAnswer(res);
+    if (this.stopping) closeAfterAnswer(res);
     this.inFlight.add(res);
-    res.once('close', () => this.inFlight.delete(res));
+    res.once('close', () => {
+      this.inFlight.delete(res);
+      this.takenAtCheck.delete(res);
+    });
   };
 }

@@ -4,8 +4,8 @@ import {
   HttpStatus,
   ServiceUnavailableException,
 } from '@nestjs/common';
-import type { Response } from 'express';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { HttpReply } from './platform/http-reply';
 import type { Watch } from './watch/watch';
 import { AccessRevokedError, WatchRefusedError } from './watch/watch.errors';
 import type { PollingEvents, PollKind } from './watch/polling-events.service';
@@ -16,7 +16,7 @@ const CLIENT_LIMITS = new Set(['client_held_limit', 'poll_interval']);
  * The core's typed refusals as HTTP answers: 429 for the per-client limits, 503 for the others,
  * with Retry-After; a revoked access is 403. Anything else is passed on unchanged.
  */
-export function toHttpError(error: unknown, res: Response | null): unknown {
+export function toHttpError(error: unknown, res: HttpReply | null): unknown {
   if (error instanceof AccessRevokedError) return new ForbiddenException(error.message);
   if (!(error instanceof WatchRefusedError)) return error;
   if (res && !res.headersSent) res.setHeader('Retry-After', String(error.retryAfterS));
@@ -32,7 +32,7 @@ export function toHttpError(error: unknown, res: Response | null): unknown {
 }
 
 /** Runs `work`, answering the core's refusals as HTTP errors (see toHttpError). */
-export async function asHttp<T>(res: Response | null, work: () => Promise<T>): Promise<T> {
+export async function asHttp<T>(res: HttpReply | null, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
@@ -52,7 +52,7 @@ export interface ResponseTrack {
  */
 export function trackResponse(
   events: PollingEvents,
-  res: Response,
+  res: ServerResponse,
   feed: string,
   kind: PollKind,
 ): ResponseTrack {

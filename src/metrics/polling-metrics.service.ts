@@ -35,6 +35,7 @@ interface Instruments {
   rejected: PromClient.Counter<'reason' | 'status'>;
   delay: PromClient.Histogram<string>;
   generations: PromClient.Counter<string>;
+  dropped: PromClient.Counter<'feed'>;
 }
 
 /**
@@ -108,6 +109,8 @@ export class PollingMetrics implements OnModuleInit, OnApplicationShutdown {
       m.rejected.inc({ reason: event.reason, status: String(REJECT_STATUS[event.reason]) });
     } else if (event.type === 'wake') {
       m.wakeups.inc({ feed: event.feed, reason: event.reason });
+    } else if (event.type === 'dropped') {
+      m.dropped.inc({ feed: event.feed });
     } else {
       const { feed, kind, status, committedAt } = event;
       m.responses.inc({ feed, kind, status: String(status) });
@@ -244,6 +247,12 @@ export class PollingMetrics implements OnModuleInit, OnApplicationShutdown {
       generations: new prom.Counter({
         name: name('index_generations_total'),
         help: 'Index generations started (first start, or a new one after a lost/wiped index)',
+        registers,
+      }),
+      dropped: new prom.Counter({
+        name: name('sse_dropped_total'),
+        help: 'SSE subscribers dropped because their connection held more than http.sse.maxBufferedBytes unsent (a client that stopped reading); they resume with Last-Event-ID',
+        labelNames: ['feed'],
         registers,
       }),
     };

@@ -64,4 +64,16 @@ describe('src folders', () => {
   it('metrics observe the hold core: http-polling does not import metrics', () => {
     expect([...(importGraph().get('http-polling') ?? [])]).not.toContain('metrics');
   });
+
+  it('only the platform layer knows the HTTP platform: nothing else imports Express or Fastify', () => {
+    const platformDir = join(SRC, 'http-polling', 'platform');
+    const offenders = sources(SRC).filter(
+      (file) =>
+        !file.startsWith(platformDir) &&
+        /from '(express|fastify|@nestjs\/platform-[a-z]+|@fastify\/[^']+)'/.test(
+          readFileSync(file, 'utf8'),
+        ),
+    );
+    expect(offenders.map((file) => relative(SRC, file))).toEqual([]);
+  });
 });

@@ -1,6 +1,7 @@
 import Redis from 'ioredis';
 import { ChangeBus } from '../../src/change-bus/change-bus.service';
 import type { ChangeNotice } from '../../src/change-bus/change-notice.interface';
+import { PlainBusChannel } from '../../src/change-bus/plain-bus-channel';
 import { RedisBusRelay } from '../../src/change-bus/redis-bus-relay';
 import { redisUrl, uniquePrefix } from '../support/redis-test';
 import { waitFor } from '../support/wait-for';
@@ -16,7 +17,7 @@ describe('a bus notice whose publish failed', () => {
     publisher.on('error', () => undefined);
     clients.push(publisher);
     const bus = new ChangeBus();
-    const relay = new RedisBusRelay(publisher, channel, bus);
+    const relay = new RedisBusRelay(new PlainBusChannel(publisher, channel), bus);
     await relay.start();
     relays.push(relay);
     const seen: ChangeNotice[] = [];

@@ -90,6 +90,17 @@ describe('change log identity', () => {
     });
   });
 
+  it('puts the change log id in a hash tag on a Redis Cluster: one slot for the whole index', () => {
+    expect(indexKeys('polling:', 'public', '0123456789ab', true)).toMatchObject({
+      prefix: 'polling:{0123456789ab}:',
+      busChannel: 'polling:{0123456789ab}:bus',
+    });
+    // A `{ client: cluster }` is not seen by option checks: the braces are refused here.
+    expect(() => indexKeys('app{x}:', 'public', '0123456789ab', true)).toThrow(
+      /keyPrefix must not contain \{ or \} with a Redis Cluster/,
+    );
+  });
+
   it('gives every in-memory index a reader-state row of its own', () => {
     const one = indexKeys('polling:', 'public', null);
     const other = indexKeys('polling:', 'public', null);

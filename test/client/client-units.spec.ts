@@ -71,7 +71,11 @@ describe('client building blocks', () => {
 
   it('builds query strings and waits the server accepts', () => {
     expect(withQuery('/feed', { since: 'a.b+c', wait: '25' })).toBe('/feed?since=a.b%2Bc&wait=25');
-    expect(withQuery('/feed?x=1', { since: 's' })).toBe('/feed?x=1&since=s');
+    expect(withQuery('/feed?x=1', { since: 's' })).toBe('/feed?since=s&x=1');
+    // One cache key per feed, cursor and wait however the app ordered its own parameters.
+    const canonical = '/feed?a=2&b=1&since=s&tag=x&tag=y&wait=25';
+    expect(withQuery('/feed?b=1&tag=x&a=2&tag=y', { since: 's', wait: '25' })).toBe(canonical);
+    expect(withQuery('/feed?tag=x&tag=y&a=2&b=1', { since: 's', wait: '25' })).toBe(canonical);
     expect(withQuery('/feed?', { since: 's' })).toBe('/feed?since=s');
     expect(withQuery('/feed#top', { since: 's' })).toBe('/feed?since=s');
     expect(waitParam(0.1 + 0.2)).toBe('0.3');

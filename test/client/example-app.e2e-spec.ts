@@ -1,6 +1,11 @@
 import { HeldRequests } from '../../src/http-polling/held-requests.service';
 import { followFeed, followFeeds, PollHttpError } from '../../src/client';
-import { startExampleOnFreshDatabase, type RunningExample } from '../support/example-app';
+import {
+  ensureClientEsmBuilt,
+  startExampleOnFreshDatabase,
+  type RunningExample,
+} from '../support/example-app';
+import { testPlatform } from '../support/http-platform';
 import { waitFor } from '../support/wait-for';
 
 interface MessageRow {
@@ -17,7 +22,7 @@ interface TaskBody {
 }
 
 /** The client against the example app: Bearer auth, a snapshot then its feed, a batch. */
-describe('client SDK against the example app', () => {
+describe(`client SDK against the example app (${testPlatform()})`, () => {
   let run: RunningExample;
   const stops: AbortController[] = [];
   const runs: Promise<void>[] = [];
@@ -46,7 +51,11 @@ describe('client SDK against the example app', () => {
   async function api(method: string, path: string, key: string, body?: unknown) {
     const res = await fetch(`${run.url}${path}`, {
       method,
-      headers: { ...auth(key), 'content-type': 'application/json' },
+      // A content type only with a body: Fastify refuses an empty JSON body (400).
+      headers: {
+        ...auth(key),
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
@@ -81,6 +90,21 @@ describe('client SDK against the example app', () => {
     await waitFor(() => hello().length === 2);
     expect(hello()[1]).toEqual({ id: created.id, op: 'delete' });
     expect(seen.every((c) => c.id === created.id || c.row?.body === 'before')).toBe(true);
+  });
+
+  it('runs on the platform HTTP_PLATFORM names, and serves the demo page and the SDK', async () => {
+    expect(run.example.app.getHttpAdapter().getType()).toBe(testPlatform());
+    ensureClientEsmBuilt();
+    for (const [path, type] of [
+      ['/', /^text\/html/],
+      ['/follow-channel.js', /javascript/],
+      ['/sdk/index.js', /javascript/],
+    ] as const) {
+      const res = await fetch(`${run.url}${path}`);
+      expect([path, res.status]).toEqual([path, 200]);
+      expect(res.headers.get('content-type')).toMatch(type);
+      expect((await res.text()).length).toBeGreaterThan(100);
+    }
   });
 
   it('rejects with the 401 when the key is wrong', async () => {

@@ -242,7 +242,7 @@ describe('docker/nginx.conf (long polling behind a load balancer)', () => {
   });
 
   it('does not buffer and speaks HTTP/1.1 with an empty Connection header', () => {
-    expect(conf).toMatch(/^\s*proxy_buffering\s+off;/m);
+    expect(conf).toMatch(/^ {4}proxy_buffering\s+off;/m);
     expect(conf).toMatch(/^\s*proxy_http_version\s+1\.1;/m);
     expect(conf).toMatch(/^\s*proxy_set_header\s+Connection\s+"";/m);
     expect(conf).toMatch(/^\s*listen\s+80;/m);
@@ -250,6 +250,29 @@ describe('docker/nginx.conf (long polling behind a load balancer)', () => {
 
   it('passes the client address on', () => {
     expect(conf).toMatch(/^\s*proxy_set_header\s+X-Forwarded-For\s+\$proxy_add_x_forwarded_for;/m);
+  });
+
+  it('hides a stopping instance: retries reads on another, never marks every instance down', () => {
+    const upstream = /upstream\s+\S+\s*\{([^}]*)\}/.exec(conf)![1];
+    for (const server of upstream.match(/^\s*server\s.*$/gm) ?? [])
+      expect(server).toMatch(/max_fails=0/);
+    expect(conf).toMatch(/^\s*proxy_next_upstream\s+error timeout http_502 http_503 http_504;/m);
+    // Only the batch poll (a read) is replayed although it is a POST.
+    const replayed = conf.match(/^.*non_idempotent.*$/gm) ?? [];
+    expect(replayed).toHaveLength(1);
+    expect(/location\s*=\s*\/poll\s*\{[^}]*non_idempotent/.test(conf)).toBe(true);
+  });
+
+  it('caches public feeds only, keyed by path and query, one request per key at a time', () => {
+    expect(conf).toMatch(/^\s*proxy_cache_path\s+\S+\s[^;]*keys_zone=polling_public:/m);
+    const publicFeeds = /location\s+\/public\/\s*\{([^}]*)\}/.exec(conf)?.[1] ?? '';
+    expect(publicFeeds).toMatch(/^\s*proxy_cache\s+polling_public;/m);
+    expect(publicFeeds).toMatch(/^\s*proxy_cache_key\s+\$scheme\$proxy_host\$uri\$is_args\$args;/m);
+    expect(publicFeeds).toMatch(/^\s*proxy_cache_lock\s+on;/m);
+    expect(publicFeeds).toMatch(/^\s*proxy_buffering\s+on;/m);
+    // Nowhere else: the lock would queue identical private polls behind one another.
+    expect(conf.match(/^\s*proxy_cache\s/gm)).toHaveLength(1);
+    expect(conf).not.toMatch(/proxy_ignore_headers/);
   });
 
   it('holds requests longer than the default 55 s maximum wait', () => {

@@ -1,9 +1,7 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM_ARGS, chromiumPath } from '../support/chromium';
 import { OwnedPostgres } from '../support/owned-postgres';
+import { ensureClientEsmBuilt } from '../support/example-app';
 import { waitFor } from '../support/wait-for';
 import { startExampleApp, type ExampleApp } from '../../example/example-app';
 import { HeldRequests } from '../../src/http-polling/held-requests.service';
@@ -17,14 +15,7 @@ describe('demo page in headless Chromium', () => {
 
   beforeAll(async () => {
     const executablePath = chromiumPath(); // before anything starts: fails the suite if missing
-    // The page imports the SDK as an ES module from dist/client-esm: build it when missing.
-    const root = join(__dirname, '..', '..');
-    if (!existsSync(join(root, 'dist', 'client-esm', 'index.js'))) {
-      execFileSync('npx', ['tsc', '-p', 'tsconfig.client-esm.json'], {
-        cwd: root,
-        stdio: 'inherit',
-      });
-    }
+    ensureClientEsmBuilt();
     // A PostgreSQL of its own, not the shared one: there, other suites' CREATE/DROP DATABASE hold
     // the cluster-wide commit horizon for up to a second, and every change waits behind it, which
     // the latency and 1 s assertions would see.

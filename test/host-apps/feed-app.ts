@@ -1,10 +1,16 @@
 import { Module, type INestApplication, type ModuleMetadata } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import { createPlatformApp } from '../support/http-platform';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ChangeReader, installJsonHttpErrors, PollingModule } from '../../src';
+import {
+  ChangeReader,
+  installJsonHttpErrors,
+  PollingModule,
+  type PollingModuleOptions,
+} from '../../src';
 import { itemsOptions } from '../support/polling-app';
-import type { TestDatabase } from '../support/test-database';
+import { createItemsTable } from '../support/polling-app';
+import { createTestDatabase, type TestDatabase } from '../support/test-database';
 
 /** An app with the polling module over `items` and the given controllers, on 127.0.0.1. */
 export interface FeedAnswer {
@@ -23,10 +29,11 @@ export async function startApp(
   db: TestDatabase,
   metadata: Pick<ModuleMetadata, 'controllers' | 'providers'>,
   configure?: (app: INestApplication) => void,
+  options: Partial<PollingModuleOptions> = {},
 ): Promise<Started> {
-  @Module({ imports: [PollingModule.forRoot(itemsOptions(db))], ...metadata })
+  @Module({ imports: [PollingModule.forRoot(itemsOptions(db, options))], ...metadata })
   class FeedAppModule {}
-  const app = await NestFactory.create(FeedAppModule, {
+  const app = await createPlatformApp(FeedAppModule, {
     logger: process.env.TEST_LOGS ? undefined : ['error'],
   });
   configure?.(app);
@@ -64,4 +71,26 @@ export function expectStatus(answer: { status: number; text: string }, status: n
   if (answer.status !== status) {
     throw new Error(`expected ${status}, got ${answer.status}: ${answer.text.slice(0, 300)}`);
   }
+}
+
+/**
+ * For a spec: before all its tests, a database with `items` and an app over it (see startApp);
+ * closed and dropped after them. Read `fixture.host` inside tests.
+ */
+export function feedAppFixture(
+  metadata: Pick<ModuleMetadata, 'controllers' | 'providers'>,
+  configure?: (app: INestApplication) => void,
+  options: Partial<PollingModuleOptions> = {},
+): { host: Started; db: TestDatabase } {
+  const fixture = {} as { host: Started; db: TestDatabase };
+  beforeAll(async () => {
+    fixture.db = await createTestDatabase();
+    await createItemsTable(fixture.db);
+    fixture.host = await startApp(fixture.db, metadata, configure, options);
+  }, 30_000);
+  afterAll(async () => {
+    await fixture.host?.close();
+    await fixture.db?.drop();
+  });
+  return fixture;
 }

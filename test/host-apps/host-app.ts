@@ -1,12 +1,13 @@
 import { Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { INestApplication } from '@nestjs/common';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ChangeReader, installJsonHttpErrors, PollingModule } from '../../src';
+import { createPlatformApp, testPlatform } from '../support/http-platform';
 import { itemsOptions } from '../support/polling-app';
 import type { TestDatabase } from '../support/test-database';
 import type { HostAppConfig } from './host-app-configs';
@@ -15,7 +16,7 @@ import { HostFeedsController } from './host-feeds.controller';
 import { selfSignedCertificate } from './self-signed';
 
 export interface HostApp {
-  app: NestExpressApplication;
+  app: INestApplication;
   client: HostClient;
   close(): Promise<void>;
 }
@@ -31,12 +32,15 @@ export async function startHostApp(config: HostAppConfig, db: TestDatabase): Pro
   class HostAppModule {}
 
   const tls = config.listen.kind === 'https' ? selfSignedCertificate() : undefined;
-  const app = await NestFactory.create<NestExpressApplication>(HostAppModule, {
-    logger: process.env.TEST_LOGS ? undefined : ['error'],
-    httpsOptions: tls,
-  });
+  const platform = testPlatform();
+  const app = await createPlatformApp(
+    HostAppModule,
+    { logger: process.env.TEST_LOGS ? undefined : ['error'], httpsOptions: tls },
+    platform,
+    config.platformOptions,
+  );
   app.enableShutdownHooks();
-  config.configure?.(app);
+  await config.configure?.(app, platform);
 
   let endpoint: Endpoint;
   let socketPath: string | undefined;
@@ -44,7 +48,9 @@ export async function startHostApp(config: HostAppConfig, db: TestDatabase): Pro
   if (listen.kind === 'unix') {
     socketPath = join(tmpdir(), `host-app-${process.pid}-${++sockets}.sock`);
     rmSync(socketPath, { force: true });
-    await app.listen(socketPath);
+    // Fastify's listen takes a path as an option; a string argument is a port to it.
+    if (platform === 'fastify') await (app as NestFastifyApplication).listen({ path: socketPath });
+    else await app.listen(socketPath);
     endpoint = { kind: 'unix', path: socketPath };
   } else {
     await app.listen(0, listen.host);

@@ -1,5 +1,4 @@
 import { Controller, Get, Post, Sse } from '@nestjs/common';
-import type { Request } from 'express';
 import { BatchPoll, LiveStream, LongPoll, PollContext } from '../../src';
 
 /** What every feed route of the host apps answers: the changed ids and the next cursor. */
@@ -18,7 +17,7 @@ export class HostFeedsController {
 
   /** The partition from a header: a feed whose key the route path alone does not give. */
   @Get('mine/changes')
-  @LongPoll({ feed: 'items', partition: (req: Request) => req.get('x-run') })
+  @LongPoll({ feed: 'items', partition: (req) => req.headers['x-run'] })
   mine(@PollContext() poll: PollContext) {
     return answer(poll);
   }

@@ -8,22 +8,32 @@ import {
   Req,
   type ExecutionContext,
 } from '@nestjs/common';
-import { IsIn, IsOptional } from 'class-validator';
-import type { Request } from 'express';
+import { IsIn, IsOptional, IsString } from 'class-validator';
+import type { PollingRequest, PollingRequest as Request } from '../../src';
 import { LongPoll, PollContext } from '../../src';
 
 /** Lets a test hold the next runs of the slow route until it says so. */
 export const slowRuns = { release: (): void => undefined, started: 0 };
 
 /** A custom parameter decorator, as apps write them: the tenant header. */
-export const Tenant = createParamDecorator((_data: unknown, context: ExecutionContext) =>
-  context.switchToHttp().getRequest<Request>().get('x-tenant'),
+export const Tenant = createParamDecorator(
+  (_data: unknown, context: ExecutionContext) =>
+    context.switchToHttp().getRequest<PollingRequest>().headers['x-tenant'],
 );
 
 export class KindQuery {
   @IsOptional()
   @IsIn(['a', 'b'])
   kind?: string;
+
+  /** The feed's own parameters: its GET (and a batch's request for it) carries them. */
+  @IsOptional()
+  @IsString()
+  since?: string;
+
+  @IsOptional()
+  @IsString()
+  wait?: string;
 }
 
 /** Feed routes whose handlers fail or take long, and that use pipes and custom decorators. */
@@ -70,7 +80,7 @@ export class MemberFeedsController {
       run,
       kind: query.kind ?? null,
       tenant: tenant ?? null,
-      path: req.path,
+      path: req.url.split('?')[0],
       ids: poll.changedIds,
     };
   }

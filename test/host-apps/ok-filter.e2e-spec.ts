@@ -12,8 +12,8 @@ import {
   type ExceptionFilter,
   type ExecutionContext,
 } from '@nestjs/common';
-import type { Request, Response } from 'express';
-import { LongPoll, PollContext } from '../../src';
+import type { AnyReply } from '../support/http-platform';
+import { LongPoll, PollContext, type PollingRequest } from '../../src';
 import { Client } from 'pg';
 import { createItemsTable } from '../support/polling-app';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
@@ -31,16 +31,16 @@ class OkEnvelopeFilter implements ExceptionFilter {
   catch(error: HttpException, host: ArgumentsHost): void {
     host
       .switchToHttp()
-      .getResponse<Response>()
+      .getResponse<AnyReply>()
       .status(200)
-      .json({ ok: false, status: error.getStatus(), message: error.message });
+      .send({ ok: false, status: error.getStatus(), message: error.message });
   }
 }
 
 @Injectable()
 class TenantHeaderGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean {
-    if (!context.switchToHttp().getRequest<Request>().get('x-tenant')) {
+    if (!context.switchToHttp().getRequest<PollingRequest>().headers['x-tenant']) {
       throw new ForbiddenException('tenant required');
     }
     return true;

@@ -7,7 +7,7 @@ import {
   type ExecutionContext,
 } from '@nestjs/common';
 import { APP_GUARD, REQUEST } from '@nestjs/core';
-import type { Request } from 'express';
+import type { PollingRequest as Request } from '../../src';
 import { request } from 'node:http';
 import { Client } from 'pg';
 import { createItemsTable, insertItem } from '../support/polling-app';
@@ -118,7 +118,7 @@ class BlockListGuard implements CanActivate {
   constructor(@Inject(REQUEST) private readonly req: Request) {}
   canActivate(context: ExecutionContext): boolean {
     const feedRoute = context.getHandler().name === 'changes';
-    return !(feedRoute && this.req.get('x-blocked') === 'yes');
+    return !(feedRoute && this.req.headers['x-blocked'] === 'yes');
   }
 }
 

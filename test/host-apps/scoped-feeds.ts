@@ -13,7 +13,9 @@ import {
   VERSION_NEUTRAL,
 } from '@nestjs/common';
 import { REQUEST } from '@nestjs/core';
-import type { Request, Response } from 'express';
+import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
+import type { PollingRequest as Request } from '../../src';
 import { BatchPoll, LongPoll, PollContext } from '../../src';
 
 /** Who asks, read from the request the provider was made for (a request-scoped provider). */
@@ -22,7 +24,7 @@ export class RequestUser {
   constructor(@Inject(REQUEST) private readonly req: Request) {}
 
   get name(): string | undefined {
-    return this.req.get('x-user');
+    return this.req.headers['x-user'] as string | undefined;
   }
 }
 
@@ -44,7 +46,7 @@ export class TenantGuard implements CanActivate {
   constructor(@Inject(REQUEST) private readonly req: Request) {}
 
   canActivate(_context: ExecutionContext): boolean {
-    if (!this.req.get('x-tenant')) throw new ForbiddenException('tenant required');
+    if (!this.req.headers['x-tenant']) throw new ForbiddenException('tenant required');
     return true;
   }
 }
@@ -60,14 +62,25 @@ export class TenantFeedController {
   }
 }
 
-/** A route that sets a cookie and a header through Express's response, as apps do. */
+/**
+ * A route that sets a cookie and a header through the platform's response, as apps do: Express's
+ * helpers, or Fastify's `reply.header`.
+ */
 @Controller('passthrough')
 export class PassthroughFeedController {
   @Get(':run/changes')
   @LongPoll({ feed: 'items', partition: 'run' })
-  changes(@PollContext() poll: PollContext, @Res({ passthrough: true }) res: Response) {
-    res.cookie('seen', poll.cursor, { httpOnly: true });
-    res.append('Vary', 'X-User');
+  changes(
+    @PollContext() poll: PollContext,
+    @Res({ passthrough: true }) res: Response | FastifyReply,
+  ) {
+    if ('cookie' in res) {
+      res.cookie('seen', poll.cursor, { httpOnly: true });
+      res.append('Vary', 'X-User');
+    } else {
+      res.header('set-cookie', `seen=${encodeURIComponent(poll.cursor)}; Path=/; HttpOnly`);
+      res.header('vary', 'X-User');
+    }
     return { ids: poll.changedIds };
   }
 }

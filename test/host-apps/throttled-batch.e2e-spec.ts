@@ -1,6 +1,6 @@
-import { Module } from '@nestjs/common';
-import { APP_GUARD, NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
+import { Module, type INestApplication } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { createPlatformApp } from '../support/http-platform';
 import { ThrottlerGuard, ThrottlerModule, ThrottlerStorageService } from '@nestjs/throttler';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -44,7 +44,7 @@ describe.each([
 ])('throttled feed routes in a batch poll: %s', (_name: string, global: boolean) => {
   let db: TestDatabase;
   let writer: Client;
-  let app: NestExpressApplication;
+  let app: INestApplication;
   let client: HostClient;
   const storage = new CountingStorage();
 
@@ -65,7 +65,7 @@ describe.each([
     })
     class ThrottledAppModule {}
 
-    app = await NestFactory.create<NestExpressApplication>(ThrottledAppModule, {
+    app = await createPlatformApp(ThrottledAppModule, {
       logger: process.env.TEST_LOGS ? undefined : ['error'],
     });
     app.enableShutdownHooks();

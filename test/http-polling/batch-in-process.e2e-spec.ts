@@ -5,7 +5,7 @@ import {
   HttpException,
   VersioningType,
 } from '@nestjs/common';
-import type { Response } from 'express';
+import type { AnyReply } from '../support/http-platform';
 import { Agent, request } from 'node:http';
 import { Socket } from 'node:net';
 import type { Server } from 'node:http';
@@ -29,9 +29,9 @@ class AppErrorFilter implements ExceptionFilter {
     const status = error.getStatus();
     host
       .switchToHttp()
-      .getResponse<Response>()
+      .getResponse<AnyReply>()
       .status(status)
-      .json({ statusCode: status, message: error.message, app: 'filtered' });
+      .send({ statusCode: status, message: error.message, app: 'filtered' });
   }
 }
 

@@ -1,10 +1,10 @@
-import type { NestExpressApplication } from '@nestjs/platform-express';
 import { type PollingModuleOptions } from '../../src';
 import { HeldRequests } from '../../src/http-polling/held-requests.service';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { createItemsTable } from '../support/polling-app';
 import { waitFor } from '../support/wait-for';
 import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
+import type { PlatformOptions } from '../support/http-platform';
 
 interface ErrorBody {
   statusCode: number;
@@ -44,8 +44,11 @@ describe('admission limits over HTTP', () => {
   });
 
   /** A fresh app per case, on the same database, one after the other. */
-  async function start(http: PollingModuleOptions['http']): Promise<ItemsApp> {
-    items = await startItemsApp(db.url, { http });
+  async function start(
+    http: PollingModuleOptions['http'],
+    platformOptions?: PlatformOptions,
+  ): Promise<ItemsApp> {
+    items = await startItemsApp(db.url, { http }, undefined, platformOptions);
     return items;
   }
 
@@ -177,18 +180,27 @@ describe('admission limits over HTTP', () => {
   });
 
   it('behind a proxy with trust proxy: each X-Forwarded-For address has its own limit', async () => {
-    const app = await start({ maxHeldPerClient: 1 });
-    const express = app.app as NestExpressApplication;
+    const from = (address: string) => ({ 'x-forwarded-for': address });
+    // Without trust proxy the header is ignored: every client is the proxy's address.
+    const untrusting = await start({ maxHeldPerClient: 1 });
+    const before = await headCursor(untrusting);
+    const first = await holdAndWait(untrusting, () => [
+      hold(untrusting, before, from('203.0.113.1')),
+    ]);
+    await expectRejected(
+      await fetch(`${untrusting.url}/runs/1/changes?since=${before}&wait=20`, {
+        headers: from('203.0.113.2'),
+      }),
+      429,
+    );
+    await releaseAll(untrusting, first);
+    untrusting.app.getHttpServer().closeAllConnections();
+    await untrusting.close();
+
+    // Express's `trust proxy` setting, Fastify's `trustProxy` option.
+    const app = await start({ maxHeldPerClient: 1 }, { trustProxy: 'loopback' });
     const cursor = await headCursor(app);
     const url = `${app.url}/runs/1/changes?since=${cursor}&wait=20`;
-    const from = (address: string) => ({ 'x-forwarded-for': address });
-
-    // Without trust proxy the header is ignored: every client is the proxy's address.
-    const first = await holdAndWait(app, () => [hold(app, cursor, from('203.0.113.1'))]);
-    await expectRejected(await fetch(url, { headers: from('203.0.113.2') }), 429);
-    await releaseAll(app, first);
-
-    express.set('trust proxy', 'loopback');
     const held = await holdAndWait(app, () => [
       hold(app, cursor, from('203.0.113.1')),
       hold(app, cursor, from('203.0.113.2')),
@@ -205,7 +217,7 @@ describe('admission limits over HTTP', () => {
   it('keys on an API key from clientKey, and on the address when it gives none', async () => {
     const app = await start({
       maxHeldPerClient: 1,
-      clientKey: (req) => req.get('x-api-key'),
+      clientKey: (req) => req.headers['x-api-key'] as string | undefined,
     });
     const cursor = await headCursor(app);
     const url = `${app.url}/runs/1/changes?since=${cursor}&wait=20`;

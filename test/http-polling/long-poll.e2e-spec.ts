@@ -6,6 +6,7 @@ interface ChangesBody {
   cursor: string;
   reason: string;
 }
+const BACKSTOP_MS = 30_000;
 const json = async (res: Response) => (await res.json()) as ChangesBody;
 
 describe('@LongPoll over HTTP', () => {
@@ -14,7 +15,8 @@ describe('@LongPoll over HTTP', () => {
   let writer: Client;
 
   beforeAll(async () => {
-    fixture = await startItemsFixture();
+    // A backstop read far away: a poll answered within seconds was woken by the commit's NOTIFY.
+    fixture = await startItemsFixture({ reader: { backstopMs: BACKSTOP_MS } });
     ({ items, writer } = fixture);
   });
 
@@ -32,7 +34,7 @@ describe('@LongPoll over HTTP', () => {
     return body.cursor;
   }
 
-  it('answers a held poll within 100 ms of the commit, with the changed row', async () => {
+  it('answers a held poll on the commit (its NOTIFY, not a later read), with the changed row', async () => {
     const cursor = await headCursor(1);
     const poll = fetch(`${items.url}/runs/1/changes?since=${cursor}&wait=10`);
     await new Promise((r) => setTimeout(r, 200)); // the request is held by now
@@ -43,7 +45,8 @@ describe('@LongPoll over HTTP', () => {
     const res = await poll;
     const latencyMs = performance.now() - committedAt;
     expect(res.status).toBe(200);
-    expect(latencyMs).toBeLessThan(100);
+    // Typically ~10 ms; a bound far below the backstop holds on a loaded machine too.
+    expect(latencyMs).toBeLessThan(BACKSTOP_MS / 10);
     const body = await json(res);
     expect(body.reason).toBe('change');
     expect(body.changes).toEqual([

@@ -1,14 +1,13 @@
-import { Controller, Get, Module, Sse } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import { Controller, Get, Sse } from '@nestjs/common';
 import { Client } from 'pg';
-import { LiveStream, PollingModule, type LiveStreamOptions } from '../../src';
+import { LiveStream, type LiveStreamOptions } from '../../src';
 import { HeldRequests } from '../../src/http-polling/held-requests.service';
 import { FeedCursorCodec } from '../../src/http-polling/feed-cursor';
 import { startItemsApp, type ItemsApp } from '../fixtures/items-app';
 import { revokedUsers } from '../fixtures/items-feed.controller';
 import { FIXTURE_KEEP_ALIVE_S } from '../fixtures/items-stream.controller';
 import { startExampleOnFreshDatabase, type RunningExample } from '../support/example-app';
-import { createItemsTable } from '../support/polling-app';
+import { createItemsTable, startFailure } from '../support/polling-app';
 import { SseReader, type SseBlock } from '../support/sse-reader';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 import { waitFor } from '../support/wait-for';
@@ -301,20 +300,9 @@ describe('@LiveStream limits and shutdown', () => {
         return {};
       }
     }
-    @Module({
-      imports: [
-        PollingModule.forRoot({
-          postgres: { url: db.url },
-          tables: [{ table: 'items', partition: 'run' }],
-          installSchema: true,
-        }),
-      ],
-      controllers: [BadController],
-    })
-    class BadModule {}
-    const app = await NestFactory.create(BadModule, { logger: false, abortOnError: false });
-    await expect(app.init()).rejects.toThrow(message);
-    await app.close().catch(() => undefined);
+    expect(await startFailure(db, [BadController])).toEqual(
+      expect.objectContaining({ message: expect.stringMatching(message) }),
+    );
   });
 
   it('ends every stream on shutdown, after a shutdown comment', async () => {

@@ -252,6 +252,11 @@ describe('example app: metrics, health and OpenAPI', () => {
       });
       expect(answer.body.error.reader.heldBackRows).toBeGreaterThanOrEqual(1);
       expect(answer.body.error.reader.stalledForMs).toBeGreaterThan(1000);
+      // Both ages are taken when asked: the transaction that holds the horizon began before the
+      // changes behind it, so it is at least as old as the stall.
+      expect(answer.body.error.reader.oldestOpenTransactionMs).toBeGreaterThanOrEqual(
+        Number(answer.body.error.reader.stalledForMs),
+      );
       expect(String(answer.body.error.reader.message)).toMatch(/held back/);
       expect(answer.body.info.postgres).toMatchObject({ status: 'up' });
 

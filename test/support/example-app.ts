@@ -1,3 +1,6 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { startExampleApp, type ExampleApp } from '../../example/example-app';
 import { createTestDatabase, type TestDatabase } from './test-database';
 
@@ -20,6 +23,8 @@ export async function startExampleOnFreshDatabase(
       PORT: '0',
       HOST: '127.0.0.1',
       TASK_DELAY_MS: '200',
+      // The jest project's platform (Express, or Fastify in e2e-fastify).
+      HTTP_PLATFORM: process.env.TEST_HTTP_PLATFORM ?? 'express',
       ...env,
     },
     { logger: false },
@@ -34,4 +39,11 @@ export async function startExampleOnFreshDatabase(
       await db.drop();
     },
   };
+}
+
+/** The demo page imports the SDK as an ES module from dist/client-esm: build it when missing. */
+export function ensureClientEsmBuilt(): void {
+  const root = join(__dirname, '..', '..');
+  if (existsSync(join(root, 'dist', 'client-esm', 'index.js'))) return;
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.client-esm.json'], { cwd: root, stdio: 'inherit' });
 }

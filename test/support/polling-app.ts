@@ -1,10 +1,17 @@
-import { Module, type INestApplication } from '@nestjs/common';
+import {
+  Module,
+  type INestApplication,
+  type NestApplicationOptions,
+  type Type,
+} from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { Client } from 'pg';
 import { ChangeReader, PollingModule, type PollingModuleOptions } from '../../src';
 import { CHANGE_INDEX, type ChangeIndex } from '../../src/change-index/change-index.interface';
 import { ChangeBus } from '../../src/change-bus/change-bus.service';
 import type { TestDatabase } from './test-database';
+import { platformAdapter } from './http-platform';
 
 export interface PollingApp {
   app: INestApplication;
@@ -20,9 +27,13 @@ export async function startPollingApp(options: PollingModuleOptions): Promise<Po
   class TestAppModule {}
 
   const moduleRef = await Test.createTestingModule({ imports: [TestAppModule] }).compile();
-  const app = moduleRef.createNestApplication({
+  const settings: NestApplicationOptions = {
     logger: process.env.TEST_LOGS ? undefined : ['error'],
-  });
+  };
+  const adapter = platformAdapter();
+  const app = adapter
+    ? moduleRef.createNestApplication(adapter, settings)
+    : moduleRef.createNestApplication(settings);
   app.enableShutdownHooks();
   try {
     await app.listen(0, '127.0.0.1');
@@ -39,6 +50,21 @@ export async function startPollingApp(options: PollingModuleOptions): Promise<Po
     bus: app.get(ChangeBus),
     close: () => app.close(),
   };
+}
+
+/** The start (app.init) of an app with the polling module over `items` and `controllers` fails. */
+export async function startFailure(db: TestDatabase, controllers: Type[]): Promise<unknown> {
+  @Module({ imports: [PollingModule.forRoot(itemsOptions(db))], controllers })
+  class FailingModule {}
+  const app = await NestFactory.create(FailingModule, { logger: false, abortOnError: false });
+  try {
+    await app.init();
+    return null;
+  } catch (error) {
+    return error;
+  } finally {
+    await app.close().catch(() => undefined);
+  }
 }
 
 /** Creates the `items` table the change-capture tests write to, partitioned into feeds by `run`. */

@@ -1,6 +1,6 @@
-import type { Request, Response } from 'express';
 import { REQUEST_CONTEXT_ID } from '@nestjs/core/router/request/request-constants';
 import { EventEmitter } from 'node:events';
+import type { PollingRequest } from '../../polling-request.interface';
 import { BATCH_MEMBER, type BatchMember, type BatchMemberRequest } from './batch-member';
 
 /** Headers that describe the batch request's body or its own conditions, not the feed's GET. */
@@ -21,18 +21,25 @@ const BATCH_ONLY_HEADERS = new Set([
  * when the route runs again after a wake-up (see `serveAs`).
  */
 export function feedRequest(
-  batch: Request,
+  batch: PollingRequest,
   path: string,
   query: string,
   params: Record<string, string>,
+  platformFields: Record<string, unknown>,
 ): BatchMemberRequest {
   const headers = Object.fromEntries(
     Object.entries(batch.headers).filter(([name]) => !BATCH_ONLY_HEADERS.has(name)),
   );
   const url = query ? `${path}?${query}` : path;
   const own = (value: unknown) => ({ value, writable: true, enumerable: true, configurable: true });
-  // Express computes req.query and req.path from req.url, so they follow this feed's URL.
+  // Express computes req.query and req.path from req.url, so they follow this feed's URL;
+  // Fastify's parsed query is a field of its own (platformFields). Fastify's url, headers and
+  // method are getters reading `raw`: own values here shadow them.
+  const fields = Object.fromEntries(
+    Object.entries(platformFields).map(([name, value]) => [name, own(value)]),
+  );
   return Object.create(batch, {
+    ...fields,
     method: own('GET'),
     url: own(url),
     originalUrl: own(url),
@@ -47,13 +54,14 @@ export function feedRequest(
 }
 
 /** Sets what one run of the feed's route does (`member`) and where it answers (`res`). */
-export function serveAs(request: BatchMemberRequest, member: BatchMember, res: Response): void {
+export function serveAs(request: BatchMemberRequest, member: BatchMember, res: object): void {
   request[BATCH_MEMBER] = member;
-  request.res = res;
+  // Express's `req.res`, which its response helpers reach through.
+  (request as BatchMemberRequest & { res?: object }).res = res;
 }
 
 /**
- * Express response helpers that only read and write headers (through get/set/getHeader/setHeader),
+ * Express response helpers (on an Express app) that only read and write headers (through get/set/getHeader/setHeader),
  * so they work on a captured response as well.
  */
 const EXPRESS_HEADER_HELPERS = [
@@ -77,17 +85,18 @@ export class CapturedResponse extends EventEmitter {
   written = false;
   readonly locals: Record<string, unknown> = {};
   /** The feed's request, as `res.req` (Express's cookie helper reads it). */
-  req: Request | undefined;
-  private readonly headers = new Map<string, unknown>();
+  req: PollingRequest | undefined;
+  private readonly values = new Map<string, unknown>();
 
   /**
-   * `express`: the batch's real response, whose Express helpers (`cookie`, `append`, `vary`,
+   * `batch`: the batch's real response. On Express its helpers (`cookie`, `append`, `vary`,
    * ...) this one offers too, over its own captured headers, so a route that uses them through
-   * `@Res({passthrough: true})` works inside a batch as on its own GET.
+   * `@Res({passthrough: true})` works inside a batch as on its own GET. Fastify's reply helpers
+   * (`code`, `header`, `headers`, `send`) are methods of this class.
    */
-  constructor(express: Response) {
+  constructor(batch: object) {
     super();
-    const helpers = express as unknown as Record<string, unknown>;
+    const helpers = batch as Record<string, unknown>;
     for (const name of EXPRESS_HEADER_HELPERS) {
       const helper = helpers[name];
       if (typeof helper !== 'function') continue;
@@ -99,12 +108,16 @@ export class CapturedResponse extends EventEmitter {
 
   /** Set-Cookie headers the route set: the batch answer carries them to the client. */
   get cookies(): string[] {
-    const value = this.headers.get('set-cookie');
+    const value = this.values.get('set-cookie');
     if (value === undefined) return [];
     return (Array.isArray(value) ? value : [value]).map(String);
   }
 
   get headersSent(): boolean {
+    return this.written;
+  }
+  /** Fastify's name for it. */
+  get sent(): boolean {
     return this.written;
   }
   get writableEnded(): boolean {
@@ -117,11 +130,18 @@ export class CapturedResponse extends EventEmitter {
     return this;
   }
   setHeader(name: string, value: unknown): this {
-    this.headers.set(name.toLowerCase(), value);
+    this.values.set(name.toLowerCase(), value);
     return this;
   }
   header(name: string, value: unknown): this {
     return this.setHeader(name, value);
+  }
+  headers(values: Record<string, unknown>): this {
+    for (const [name, value] of Object.entries(values)) this.setHeader(name, value);
+    return this;
+  }
+  code(code: number): this {
+    return this.status(code);
   }
   set(name: string, value: unknown): this {
     return this.setHeader(name, value);
@@ -130,19 +150,19 @@ export class CapturedResponse extends EventEmitter {
     return this.setHeader('content-type', value);
   }
   getHeader(name: string): unknown {
-    return this.headers.get(name.toLowerCase());
+    return this.values.get(name.toLowerCase());
   }
   get(name: string): unknown {
     return this.getHeader(name);
   }
   getHeaders(): Record<string, unknown> {
-    return Object.fromEntries(this.headers);
+    return Object.fromEntries(this.values);
   }
   hasHeader(name: string): boolean {
-    return this.headers.has(name.toLowerCase());
+    return this.values.has(name.toLowerCase());
   }
   removeHeader(name: string): void {
-    this.headers.delete(name.toLowerCase());
+    this.values.delete(name.toLowerCase());
   }
   json(body: unknown): this {
     return this.end(body);

@@ -14,13 +14,14 @@ import type { RoutePathMetadata } from '@nestjs/core/router/interfaces/route-pat
 import { RoutePathFactory } from '@nestjs/core/router/route-path-factory';
 import { RouteParamsFactory } from '@nestjs/core/router/route-params-factory';
 import { RouterExplorer } from '@nestjs/core/router/router-explorer';
-import type { Request, Response } from 'express';
+import type { PollingRequest } from '../../polling-request.interface';
+import { HttpPlatformHost } from '../platform/http-platform.host';
 import { PollRoutesExplorer, type PollRoute } from '../poll-routes.explorer';
 import { requestContext } from './request-context';
 import { PollRouteTable, type MatchedRoute, type RequestFilter } from './poll-route-table';
 
 /** A feed route's guards, interceptors, pipes, filters and handler, callable in-process. */
-export type FeedPipeline = (req: Request, res: Response) => Promise<unknown>;
+export type FeedPipeline = (req: PollingRequest, res: object) => Promise<unknown>;
 
 /** ExternalContextCreator hands the handler's arguments as an array; Nest's factory wants names. */
 const routeParams = new RouteParamsFactory();
@@ -46,10 +47,11 @@ export class FeedRoutes {
     private readonly moduleRef: ModuleRef,
     private readonly contexts: ExternalContextCreator,
     private readonly adapterHost: HttpAdapterHost,
+    private readonly platform: HttpPlatformHost,
   ) {}
 
   /** The route a GET of `path` reaches; `req` (that GET) picks the version when not in the path. */
-  match(path: string, req: Request): MatchedRoute | null {
+  match(path: string, req: PollingRequest): MatchedRoute | null {
     this.table ??= this.build();
     return this.table.match(path, req);
   }
@@ -160,19 +162,15 @@ export class FeedRoutes {
   }
 
   /**
-   * The HTTP adapter's own version filter (the one Nest puts before the route), asked whether it
-   * would let a request through to the route. URI versions are in the path: no filter.
+   * Whether the HTTP adapter would let a request through to a route of this version (the
+   * platform asks it). URI versions are in the path: no filter.
    */
   private versionFilter(
     version: VersionValue | undefined,
     versioning: VersioningOptions,
   ): RequestFilter | null {
     if (version === undefined || versioning.type === VersioningType.URI) return null;
-    type Handler = (req: Request, res: unknown, next: () => boolean) => boolean;
-    const adapter = this.adapterHost.httpAdapter;
-    const pass: Handler = () => true;
-    const filter = adapter.applyVersionFilter(pass, version, versioning) as unknown as Handler;
-    return (req) => filter(req, undefined, () => false) === true;
+    return this.platform.platform.versionFilter(version, versioning);
   }
 
   /**
@@ -180,7 +178,7 @@ export class FeedRoutes {
    * included), asked whether it would let a request through to the route.
    */
   private hostFilter(host: NonNullable<PollRoute['declared']['host']>): RequestFilter {
-    type Handler = (req: Request, res: unknown, next: () => boolean) => boolean;
+    type Handler = (req: PollingRequest, res: unknown, next: () => boolean) => boolean;
     const adapter = this.adapterHost.httpAdapter;
     const router = { container: { getHttpAdapterRef: () => adapter }, logger: this.logger };
     // Private in Nest 11's types; the router applies it to every host-bound route.

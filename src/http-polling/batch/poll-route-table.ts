@@ -1,4 +1,5 @@
-import type { Request } from 'express';
+import type { PollingRequest } from '../../polling-request.interface';
+import type { RequestFilter } from '../platform/http-platform';
 import type { PollRoute } from '../poll-routes.explorer';
 
 export interface MatchedRoute {
@@ -10,7 +11,7 @@ export interface MatchedRoute {
  * Whether a request reaches this route other than by its path: header, media-type and custom
  * versioning choose among routes of one path by the request, `@Controller({host})` by its host.
  */
-export type RequestFilter = (req: Request) => boolean;
+export type { RequestFilter };
 
 interface Template {
   route: PollRoute;
@@ -18,9 +19,23 @@ interface Template {
   accepts: RequestFilter | null;
 }
 
+/** A `:param` segment, named as path-to-regexp names parameters. */
+const PARAM = /^:[$_\p{ID_Start}][$\u200c\u200d\p{ID_Continue}]*$/u;
+/**
+ * Characters path-to-regexp gives a meaning (wildcards, groups, reserved). A literal segment
+ * without them matches only itself; anything RFC 3986 allows in a segment (`@ ~ $ & ' , ; =`,
+ * as in `/users/@me` or `/$metadata`) is such a literal.
+ */
+const PATTERN_SYNTAX = /[:*{}()[\]+?!\\]/;
+
+function isPlainSegment(segment: string): boolean {
+  return PARAM.test(segment) || !PATTERN_SYNTAX.test(segment);
+}
+
 /**
  * Matches a batch key (the path a client would GET, e.g. `/api/channels/general/changes`) to the
- * @Poll/@LongPoll route that serves it. Plain segments and `:param` segments only.
+ * @Poll/@LongPoll route that serves it. Literal segments and `:param` segments only (a route with
+ * a wildcard, an optional group or a regex is not a batch feed).
  */
 export class PollRouteTable {
   private readonly templates: Template[] = [];
@@ -31,13 +46,14 @@ export class PollRouteTable {
    */
   add(route: PollRoute, paths: readonly string[], accepts: RequestFilter | null = null): void {
     for (const path of new Set(paths)) {
-      if (!/^[A-Za-z0-9_\-./:]*$/.test(path)) continue;
-      this.templates.push({ route, segments: path.split('/').filter(Boolean), accepts });
+      const segments = path.split('/').filter(Boolean);
+      if (!segments.every(isPlainSegment)) continue;
+      this.templates.push({ route, segments, accepts });
     }
   }
 
   /** The first route (in Nest's registration order) that serves `path` for `req`. */
-  match(path: string, req: Request): MatchedRoute | null {
+  match(path: string, req: PollingRequest): MatchedRoute | null {
     const parts = path.split('/').filter(Boolean);
     for (const { route, segments, accepts } of this.templates) {
       if (segments.length !== parts.length) continue;

@@ -1,8 +1,8 @@
 import { ContextIdFactory, type ContextId, type ModuleRef } from '@nestjs/core';
 import { REQUEST_CONTEXT_ID } from '@nestjs/core/router/request/request-constants';
-import type { Request } from 'express';
+import type { PollingRequest } from '../../polling-request.interface';
 
-type ContextRequest = Request & { [REQUEST_CONTEXT_ID]?: ContextId };
+type ContextRequest = PollingRequest & { [REQUEST_CONTEXT_ID]?: ContextId };
 
 /**
  * The DI context of one feed's request inside a batch, made as Nest's router makes a request's:
@@ -10,7 +10,11 @@ type ContextRequest = Request & { [REQUEST_CONTEXT_ID]?: ContextId };
  * request. A feed request starts without one (see feedRequest), so feeds share request-scoped
  * instances neither with each other nor with the batch request.
  */
-export function requestContext(req: Request, moduleRef: ModuleRef, durable: boolean): ContextId {
+export function requestContext(
+  req: PollingRequest,
+  moduleRef: ModuleRef,
+  durable: boolean,
+): ContextId {
   const scoped = req as ContextRequest;
   const existing = scoped[REQUEST_CONTEXT_ID];
   if (existing) return existing;

@@ -1,96 +1,199 @@
-import { HttpException, type Logger } from '@nestjs/common';
-import type { Request, Response } from 'express';
-import type { FeedCursor } from '../feed-cursor';
-import type { PollContext, PollReason } from '../poll-route-options.interface';
+import type { Logger } from '@nestjs/common';
+import type { ServerResponse } from 'node:http';
+import type { PollingRequest } from '../../polling-request.interface';
+import type { PollContext } from '../poll-route-options.interface';
 import { responseClosed } from '../response-closed';
 import type { FeedCheck, FeedChecker } from '../watch/feed-checker.service';
-import { toHttpError } from '../watch-http';
-import type { LiveStreamOptions, StreamStart } from './live-stream.metadata';
-import type { StreamEvent } from './sse-writer';
+import type { Watch } from '../watch/watch';
+import type { StreamStart } from './live-stream.metadata';
+import { encodeEvent } from './sse-writer';
+import { errorPayload } from './stream-errors';
+import type { StreamGroup } from './stream-group';
+
+const CONNECTED = encodeEvent({ comment: 'connected' });
+
+/**
+ * A connection over its byte limit that takes nothing from us for this long is dropped: it stopped
+ * reading. One that reads, however slowly, is only made to wait (it gets every event).
+ */
+export const SSE_STALL_MS = 1_000;
+
+type Parked = 'end' | 'behind';
 
 export interface FeedStreamSettings {
   start: StreamStart;
   feeds: FeedChecker;
-  req: Request;
-  res: Response;
-  keepAliveMs: number;
-  authorize: LiveStreamOptions['authorize'];
+  req: PollingRequest;
+  /** Node's response (Fastify's `reply.raw`): events and close. */
+  res: ServerResponse;
   runHandler(poll: PollContext): Promise<unknown>;
-  emit(event: StreamEvent): void;
+  /** Bytes the connection may hold unsent when the next event is due (`http.sse`). */
+  maxBufferedBytes: number;
+  /** Reports a drop, with the bytes the connection held. */
+  dropped(bufferedBytes: number): void;
+  /** Hands the caught-up stream, standing at `cursor`, to the group that follows the feed. */
+  join(stream: FeedStream, cursor: string): void;
   logger: Logger;
 }
 
 /**
- * One SSE client following one feed. The waiter was registered before the first index read and
- * stays registered for the whole stream, so a change that lands while the handler runs or an
- * event is written is latched and picked up by the next wait. Between events it sends a
- * keep-alive comment after `keepAliveMs` of silence; a client that reads slowly gets fewer,
- * larger events (the next index read waits until the socket drains).
+ * One SSE client following one feed. It catches up on its own (the head, or what changed after
+ * its Last-Event-ID, until nothing more is waiting), then joins the StreamGroup of the streams
+ * that stand at its cursor, which writes every later event to it. On its own it writes while its
+ * connection holds at most `maxBufferedBytes` unsent, then waits for the client to read; a group
+ * hands back a member that went over it (a burst, a slow network), which catches up on its own
+ * again. A client over the limit that reads nothing for SSE_STALL_MS is dropped: its connection
+ * is destroyed and its held slot freed; it resumes with its Last-Event-ID.
  */
 export class FeedStream {
+  /** The group it follows the feed with, once caught up. */
+  group: StreamGroup | null = null;
   private stopped = false;
-  private cursor: FeedCursor | null;
-  private endDrainWait: (() => void) | null = null;
+  /** Where the client stands: its own cursor, or the id of the last event it was sent. */
+  private cursor: string | null;
+  private ended = false;
+  /** Resumes `run` while it is in a group: the stream ended, or the group handed it back. */
+  private unpark: ((why: Parked) => void) | null = null;
 
   constructor(private readonly s: FeedStreamSettings) {
-    this.cursor = s.start.since;
+    this.cursor = s.start.since ? s.feeds.encode(s.start.since) : null;
+  }
+
+  get watch(): Watch {
+    return this.s.start.watch;
+  }
+
+  get req(): PollingRequest {
+    return this.s.req;
+  }
+
+  get res(): ServerResponse {
+    return this.s.res;
+  }
+
+  runHandler(poll: PollContext): Promise<unknown> {
+    return this.s.runHandler(poll);
   }
 
   /** The client left (or Nest unsubscribed): end every wait at once and free the held slot. */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    this.s.start.watch.close();
-    this.endDrainWait?.();
-    this.s.start.watch.release();
+    this.group?.leave(this);
+    this.watch.close();
+    this.watch.release();
+    this.finish();
+  }
+
+  /** Ended by its group (shutdown, an error event): the response ends. */
+  end(): void {
+    this.finish();
+  }
+
+  private finish(): void {
+    this.ended = true;
+    this.unpark?.('end');
+  }
+
+  /** Over the byte limit: no longer in its group, it catches up on its own at its pace. */
+  get behind(): boolean {
+    return this.s.res.writableLength > this.s.maxBufferedBytes;
+  }
+
+  /** Handed back by its group (see `behind`). */
+  fallBehind(): void {
+    this.group?.leave(this);
+    this.group = null;
+    this.unpark?.('behind');
   }
 
   /** Resolves when the stream is over: the client left, shutdown, an error event was sent. */
   async run(): Promise<void> {
-    const { watch } = this.s.start;
+    const { watch, feed } = this.s.start;
+    // Nest unsubscribes when the client leaves; the response's close is the safety net.
+    const gone = responseClosed(this.s.res);
+    if (gone.closed) this.stop();
+    const onClose = () => this.stop();
+    gone.onClose(onClose);
     try {
-      this.s.emit({ comment: 'connected' });
-      let look: FeedCheck | { kind: 'head'; cursor: string } = this.s.start.first;
-      let reason: PollReason = 'immediate';
+      if (this.stopped) return;
+      this.write(CONNECTED);
+      let look: StreamStart['first'] = this.s.start.first;
       for (;;) {
-        if (this.stopped) return;
-        const more = await this.send(look, reason);
-        if (this.stopped) return;
-        if (!more) {
-          const wake = await this.quietWait();
-          if (wake === 'end') return;
-          reason = 'change';
+        while (await this.send(look)) {
+          if (!(await this.paced())) return;
+          look = await watch.check(feed, this.s.feeds.decode(this.cursor!)!);
         }
-        await this.drained();
-        if (this.stopped) return;
-        look = await watch.check(this.s.start.feed, this.cursor!);
+        if (this.stopped || this.ended || !(await this.paced())) return;
+        const why = await new Promise<Parked>((resolve) => {
+          this.unpark = resolve;
+          this.s.join(this, this.cursor!);
+        });
+        this.unpark = null;
+        if (why === 'end' || this.ended || !(await this.paced())) return;
+        look = await watch.check(feed, this.s.feeds.decode(this.cursor!)!);
       }
     } catch (error) {
       if (this.stopped) return;
-      const { statusCode, message } = errorPayload(error);
-      if (statusCode >= 500) this.s.logger.error(error);
-      this.fail(statusCode, message);
+      this.fail(error);
     } finally {
+      gone.offClose(onClose);
       watch.release();
     }
   }
 
-  /** Sends what one index read found; true when more changes are waiting (read again at once). */
-  private async send(
-    look: FeedCheck | { kind: 'head'; cursor: string },
-    reason: PollReason,
-  ): Promise<boolean> {
+  /** The group moved it to `cursor` (the id of the event it was just sent). */
+  advance(cursor: string): void {
+    this.cursor = cursor;
+  }
+
+  /** Writes one encoded event (the writer keeps the connection within its limit: `paced`). */
+  write(frame: Buffer): void {
+    const res = this.s.res;
+    if (this.stopped || res.destroyed || res.writableEnded) return;
+    res.write(frame);
+  }
+
+  /**
+   * Waits while the connection holds more than the limit unsent and the client reads; false once
+   * the stream is over, or dropped because the client took nothing for SSE_STALL_MS.
+   */
+  private async paced(): Promise<boolean> {
+    const res = this.s.res;
+    while (!this.stopped && !res.destroyed && this.behind) {
+      const taken = res.socket?.bytesWritten ?? 0;
+      await drainOrStall(res);
+      if (this.stopped || res.destroyed) break;
+      if (this.behind && (res.socket?.bytesWritten ?? 0) === taken) {
+        this.s.dropped(res.writableLength);
+        this.stop();
+        res.destroy();
+      }
+    }
+    return !this.stopped && !res.destroyed;
+  }
+
+  /** An `error` event the client can act on (its id keeps the client's cursor), then the end. */
+  fail(error: unknown): void {
+    const { statusCode, message } = errorPayload(error);
+    if (statusCode >= 500) this.s.logger.error(error);
+    const data = JSON.stringify({ statusCode, message });
+    // An error event always names where the client stands, so it resumes from there.
+    const id = this.cursor;
+    if (id !== null) this.write(encodeEvent({ id, type: 'error', data }));
+    else this.write(encodeEvent({ comment: `error ${statusCode}: ${message}` }));
+    this.finish();
+  }
+
+  /** Sends what one index read found on the way to the head; true when more changes wait. */
+  private async send(look: StreamStart['first']): Promise<boolean> {
     if (look.kind === 'none') return false;
     if (look.kind === 'refetch') {
-      this.advance(look.cursor);
-      this.s.emit({
-        id: look.cursor,
-        type: 'reset',
-        data: JSON.stringify({ cursor: look.cursor }),
-      });
+      this.cursor = look.cursor;
+      const data = JSON.stringify({ cursor: look.cursor });
+      this.write(encodeEvent({ id: look.cursor, type: 'reset', data }));
       return false;
     }
-    const since = this.cursorText();
     const poll: PollContext =
       look.kind === 'head'
         ? {
@@ -103,88 +206,38 @@ export class FeedStream {
           }
         : {
             feed: this.s.start.feed,
-            since,
+            since: this.cursor,
             cursor: look.cursor,
             changedIds: look.changedIds,
             complete: look.complete,
-            reason,
+            reason: 'immediate',
           };
     // A client without a cursor starts at the head: should the handler fail, its error event
     // carries the head as id, so the client resumes from there rather than from nothing.
-    if (look.kind === 'head') this.advance(look.cursor);
+    if (look.kind === 'head') this.cursor = look.cursor;
     const body = await this.s.runHandler(poll);
     if (this.stopped) return false;
-    this.advance(look.cursor);
-    this.s.emit({ id: look.cursor, data: JSON.stringify(body ?? null) });
-    return look.kind === 'changes' && !look.complete;
-  }
-
-  private advance(cursor: string): void {
-    this.cursor = this.s.feeds.decode(cursor);
-  }
-
-  /** Where the client stands: its own cursor, or the id of the last event it was sent. */
-  private cursorText(): string | null {
-    return this.cursor ? this.s.feeds.encode(this.cursor) : null;
-  }
-
-  /**
-   * Waits for a change, writing a keep-alive comment after each `keepAliveMs` of silence.
-   * 'end' when the client left or the server shuts down (the stream then ends).
-   */
-  private async quietWait(): Promise<'change' | 'end'> {
-    const gone = responseClosed(this.s.res);
-    const authorize = this.s.authorize && (() => this.s.authorize!(this.s.req));
-    for (;;) {
-      // Re-authorizes on a change (AccessRevokedError: a 403 error event, then the end).
-      const wake = await this.s.start.watch.next(Date.now() + this.s.keepAliveMs, gone, authorize);
-      if (this.stopped || wake === 'closed') return 'end';
-      if (wake === 'shutdown') {
-        this.s.emit({ comment: 'shutdown' });
-        return 'end';
-      }
-      if (wake !== 'timeout') return 'change';
-      this.s.emit({ comment: 'keep-alive' });
-    }
-  }
-
-  /** While the client is not reading, wait: the next read then covers everything meanwhile. */
-  private drained(): Promise<void> {
-    const res = this.s.res;
-    if (!res.writableNeedDrain || res.destroyed) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        res.off('drain', done);
-        res.off('close', done);
-        this.endDrainWait = null;
-        resolve();
-      };
-      res.on('drain', done);
-      res.on('close', done);
-      this.endDrainWait = done;
-    });
-  }
-
-  /** An `error` event the client can act on (its id keeps the client's cursor), then the end. */
-  private fail(statusCode: number, message: string): void {
-    const id = this.cursorText();
-    const data = JSON.stringify({ statusCode, message });
-    // An error event always names where the client stands, so it resumes from there.
-    if (id !== null) this.s.emit({ id, type: 'error', data });
-    else this.s.emit({ comment: `error ${statusCode}: ${message.replace(/[\r\n]/g, ' ')}` });
+    this.cursor = look.cursor;
+    this.write(encodeEvent({ id: look.cursor, data: JSON.stringify(body ?? null) }));
+    return isMore(look);
   }
 }
 
-/** An HttpException's status and message; anything else is a 500 whose details stay in the log. */
-export function errorPayload(error: unknown): { statusCode: number; message: string } {
-  error = toHttpError(error, null); // the core's refusals (403, 503) as HTTP errors
-  if (error instanceof HttpException) {
-    const body = error.getResponse();
-    const message =
-      typeof body === 'object' && body !== null && 'message' in body
-        ? String((body as { message: unknown }).message)
-        : error.message;
-    return { statusCode: error.getStatus(), message };
-  }
-  return { statusCode: 500, message: 'Internal server error' };
+/** Resolves on 'drain', on 'close', or after SSE_STALL_MS. */
+function drainOrStall(res: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, SSE_STALL_MS);
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+function isMore(look: FeedCheck | { kind: 'head' }): boolean {
+  return look.kind === 'changes' && !look.complete;
 }

@@ -1,16 +1,19 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
-import { SSE_METADATA } from '@nestjs/common/constants';
+import { GUARDS_METADATA, SSE_METADATA } from '@nestjs/common/constants';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { InjectPollingOptions } from '../../polling.tokens';
 import { PollingConfigError, type ResolvedOptions } from '../../resolve-options';
+import { checkFeedRoute, checkSeconds, decoratedHandlers } from '../feed-route.checks';
+import { LiveStreamGate } from './live-stream.gate';
 import { LIVE_STREAM_METADATA, type LiveStreamOptions } from './live-stream.metadata';
 
 const MIN_KEEP_ALIVE_S = 0.05;
 const MAX_KEEP_ALIVE_S = 3600;
 
 /**
- * Checks every @LiveStream route at start-up: an @Sse() route, a tracked feed, a partition for a
- * partitioned feed, a sane keep-alive. A mistake fails the start, not the first stream.
+ * Checks every @LiveStream route at start-up: an @Sse() route, its guards before the stream's
+ * gate, a tracked feed, a partition for a partitioned feed, a sane keep-alive. A mistake fails
+ * the start, not the first stream.
  */
 @Injectable()
 export class LiveStreamRoutesExplorer implements OnModuleInit {
@@ -22,49 +25,37 @@ export class LiveStreamRoutesExplorer implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    const tables = new Map(this.options.tables.map((t) => [t.feed, t]));
-    for (const wrapper of this.discovery.getControllers()) {
-      const instance = wrapper.instance as object | undefined;
-      if (!instance) continue;
-      const prototype = Object.getPrototypeOf(instance);
-      for (const methodName of this.scanner.getAllMethodNames(prototype)) {
-        const handler = prototype[methodName];
-        const route = this.reflector.get<LiveStreamOptions | undefined>(
-          LIVE_STREAM_METADATA,
-          handler,
-        );
-        if (!route) continue;
-        const where = `${wrapper.name}.${methodName}`;
-        if (!Reflect.getMetadata(SSE_METADATA, handler)) {
-          throw new PollingConfigError(
-            `${where}: @LiveStream needs Nest's @Sse(path) on the route`,
-          );
-        }
-        const table = tables.get(route.feed);
-        if (!table) {
-          throw new PollingConfigError(
-            `${where} streams feed "${route.feed}", which is not a tracked table's feed`,
-          );
-        }
-        if (table.partition !== null && route.partition === undefined) {
-          throw new PollingConfigError(
-            `${where}: feed "${route.feed}" is partitioned by ${table.partition}; say where the partition comes from`,
-          );
-        }
-        const keepAliveS = route.keepAliveS;
-        if (
-          keepAliveS !== undefined &&
-          !(
-            Number.isFinite(keepAliveS) &&
-            keepAliveS >= MIN_KEEP_ALIVE_S &&
-            keepAliveS <= MAX_KEEP_ALIVE_S
-          )
-        ) {
-          throw new PollingConfigError(
-            `${where}: keepAliveS must be between ${MIN_KEEP_ALIVE_S} and ${MAX_KEEP_ALIVE_S} seconds`,
-          );
-        }
+    const routes = decoratedHandlers<LiveStreamOptions>(
+      this.discovery,
+      this.scanner,
+      this.reflector,
+      LIVE_STREAM_METADATA,
+    );
+    for (const { where, handler, metadata: route } of routes) {
+      if (!Reflect.getMetadata(SSE_METADATA, handler)) {
+        throw new PollingConfigError(`${where}: @LiveStream needs Nest's @Sse(path) on the route`);
       }
+      this.checkGuardOrder(where, handler);
+      checkFeedRoute(where, 'streams', route, this.options.tables);
+      checkSeconds(where, 'keepAliveS', route.keepAliveS, MIN_KEEP_ALIVE_S, MAX_KEEP_ALIVE_S);
     }
+  }
+
+  /**
+   * A method's guards run in the order their decorators apply, the one nearest the method first.
+   * A guard written above @LiveStream would run after the stream's gate, which admits the client,
+   * reads the index and runs `authorize` (without what the guard attaches, `req.user`): refuse it.
+   */
+  private checkGuardOrder(where: string, handler: object): void {
+    const guards = (Reflect.getMetadata(GUARDS_METADATA, handler) ?? []) as unknown[];
+    const after = guards.slice(guards.lastIndexOf(LiveStreamGate) + 1);
+    if (after.length === 0) return;
+    const names = after
+      .map((g) => (typeof g === 'function' ? g.name : (g as object).constructor.name))
+      .join(', ');
+    throw new PollingConfigError(
+      `${where}: @UseGuards(${names}) is written above @LiveStream, so it would run after the ` +
+        `stream was admitted and authorized; write it below @LiveStream (or on the controller)`,
+    );
   }
 }

@@ -16,8 +16,13 @@ import { LIVE_STREAM_METADATA, type LiveStreamOptions } from './live-stream.meta
  *   client refetches its state.
  * - Counts as a held request (`http.maxHeld`, `http.maxHeldPerClient`): 429/503 with Retry-After,
  *   a bad cursor or partition 400, `authorize` false 403 — all as JSON, before the stream starts.
- *   Guards run before it, as on any route.
+ *   Guards run before it, as on any route; a method's `@UseGuards` goes below `@LiveStream` (above
+ *   it, the start fails: Nest would run it after the stream's own guard).
  * - Released when the client disconnects; ended (after a `: shutdown` comment) on shutdown.
+ * - Streams of one route, path, query and aggregator scope share each event: one handler run and
+ *   one encoding per change for all of them. A client that stops reading is dropped once its
+ *   connection holds more than `http.sse.maxBufferedBytes` unsent; it resumes from its
+ *   `Last-Event-ID`.
  *
  * What of the app runs: guards (global, controller, route) before the stream opens, and exception
  * filters for the JSON refusals before it starts. The stream writes its events to the response

@@ -6,14 +6,15 @@ import {
   Injectable,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { Response } from 'express';
 import type { FeedCursor } from '../feed-cursor';
 import { FeedNames } from '../feed-names.service';
 import { PollAdmission } from '../poll-admission.service';
 import { readSince } from '../poll-request.parser';
+import { responseClosed } from '../response-closed';
 import { FeedChecker } from '../watch/feed-checker.service';
 import { FeedWatch } from '../watch/feed-watch.service';
 import { asHttp } from '../watch-http';
+import { HttpPlatformHost } from '../platform/http-platform.host';
 import {
   LIVE_STREAM_METADATA,
   STREAM_START,
@@ -38,6 +39,7 @@ export class LiveStreamGate implements CanActivate {
     private readonly checker: FeedChecker,
     private readonly watches: FeedWatch,
     private readonly admission: PollAdmission,
+    private readonly platform: HttpPlatformHost,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -47,16 +49,20 @@ export class LiveStreamGate implements CanActivate {
     );
     if (!route || context.getType() !== 'http') return true;
     const req = context.switchToHttp().getRequest<StreamRequest>();
-    const res = context.switchToHttp().getResponse<Response>();
+    const res = this.platform.platform.reply(context.switchToHttp().getResponse());
     const feed = this.names.feedOf(route, req);
     const since = this.readCursor(req);
     const clientKey = this.admission.clientKey(req);
+    const gone = responseClosed(res.raw);
+    // The client left while an earlier (slow) guard ran: its 'close' has passed, so nothing would
+    // release a slot taken now, and Nest starts no stream for it. Nothing to open.
+    if (gone.closed || req.socket?.destroyed) return false;
     return asHttp(res, async () => {
       // Admitted and registered at once (no await between): concurrent opens never exceed the
       // held limits, and a change from here on is latched (lost-wakeup rule).
       const watch = this.watches.open({ clientKey, feeds: [feed], holds: true, label: null });
       // Released by the stream's end; this covers a request that never gets that far.
-      res.once('close', () => watch.release());
+      gone.onClose(() => watch.release());
       try {
         if (route.authorize && !(await route.authorize(req))) {
           throw new ForbiddenException('not allowed to follow this feed');

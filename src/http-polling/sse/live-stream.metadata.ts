@@ -1,4 +1,4 @@
-import type { Request } from 'express';
+import type { PollingRequest } from '../../polling-request.interface';
 import type { FeedCursor } from '../feed-cursor';
 import type { FeedCheck } from '../watch/feed-checker.service';
 import type { Watch } from '../watch/watch';
@@ -38,4 +38,4 @@ export interface StreamStart {
 /** Where the gate leaves the StreamStart for the interceptor. */
 export const STREAM_START = Symbol('nestjs-polling:stream-start');
 
-export type StreamRequest = Request & { [STREAM_START]?: StreamStart };
+export type StreamRequest = PollingRequest & { [STREAM_START]?: StreamStart };

@@ -15,7 +15,12 @@ export type PollingEvent =
    * A poll response finished. `committedAt`: the commit time of the change that woke it (epoch
    * ms), when a change did.
    */
-  | { type: 'responded'; feed: string; kind: PollKind; status: number; committedAt?: number };
+  | { type: 'responded'; feed: string; kind: PollKind; status: number; committedAt?: number }
+  /**
+   * An SSE subscriber was dropped: its connection held `bufferedBytes` unsent (above
+   * `http.sse.maxBufferedBytes`) when the next event was due. `feed`: its tracked feed.
+   */
+  | { type: 'dropped'; feed: string; bufferedBytes: number };
 
 /**
  * The core's event stream. Emitting costs nothing while nobody observes (metrics off), so hot

@@ -1,5 +1,10 @@
 import type { FeedCursor } from '../feed-cursor';
-import type { ClosedSignal, HeldRequest, WakeReason } from '../held-requests.service';
+import {
+  currentTick,
+  type ClosedSignal,
+  type HeldRequest,
+  type WakeReason,
+} from '../held-requests.service';
 import type { PollReason } from '../poll-route-options.interface';
 import type { FeedCheck, FeedChecker } from './feed-checker.service';
 import type { PollingEvents } from './polling-events.service';
@@ -18,7 +23,7 @@ export type WatchOutcome<T> =
  * lost. Knows nothing of HTTP: its refusals are typed errors the transport answers.
  */
 export class Watch {
-  /** Index reads started before this (and before the last wake) are not joined. */
+  /** Index reads started before this tick (registration, the last wake) are not joined. */
   private mark: number;
   private firstChangeAt: number | undefined;
 
@@ -29,7 +34,7 @@ export class Watch {
     /** How wake events name this watch (its tracked feed, or `(batch)`); null: not reported. */
     private readonly label: string | null,
   ) {
-    this.mark = checker.mark;
+    this.mark = currentTick();
   }
 
   get holds(): boolean {
@@ -39,6 +44,15 @@ export class Watch {
   /** Commit time (epoch ms) of the first change that woke this watch, if the notice said. */
   get committedAt(): number | undefined {
     return this.firstChangeAt;
+  }
+
+  /**
+   * Also waits on `feeds` from now on, registered before their first index read. Reads started
+   * before this are not joined: a change between such a read and this registration would be lost.
+   */
+  follow(feeds: readonly string[]): void {
+    this.held?.follow(feeds);
+    this.mark = currentTick();
   }
 
   head(feed: string): Promise<string> {
@@ -54,16 +68,25 @@ export class Watch {
    * Waits until a change, the deadline, shutdown or `gone` closing. After a change (or a reset)
    * `authorize` runs again and a refusal is an AccessRevokedError.
    */
-  async next(deadline: number, gone: ClosedSignal, authorize?: Reauthorize): Promise<WakeReason> {
-    if (!this.held) return 'timeout';
-    const wake = await this.held.wait(deadline - Date.now(), gone);
+  next(deadline: number, gone: ClosedSignal, authorize?: Reauthorize): Promise<WakeReason> {
+    if (!this.held) return Promise.resolve('timeout');
+    // No async function here: a held request parks as its HeldRequest's promise alone.
+    return this.held.wait(deadline - Date.now(), gone).then((wake) => this.woke(wake, authorize));
+  }
+
+  private woke(wake: WakeReason, authorize?: Reauthorize): WakeReason | Promise<WakeReason> {
+    const held = this.held!;
     if (this.label !== null) this.events.emit({ type: 'wake', feed: this.label, reason: wake });
-    if (wake === 'change' || wake === 'reset') {
-      this.mark = this.checker.mark;
-      if (wake === 'change') this.firstChangeAt ??= this.held.committedAt;
-      if (authorize && !(await authorize())) throw new AccessRevokedError();
-    }
-    return wake;
+    if (wake !== 'change' && wake !== 'reset') return wake;
+    // The tick of the wake itself, not of now: every waiter one notice woke shares the first
+    // read started after it, however late each of them resumes.
+    this.mark = held.wokeAt;
+    if (wake === 'change') this.firstChangeAt ??= held.committedAt;
+    if (!authorize) return wake;
+    return Promise.resolve(authorize()).then((allowed) => {
+      if (!allowed) throw new AccessRevokedError();
+      return wake;
+    });
   }
 
   /**

@@ -118,6 +118,8 @@ export interface PhaseRow {
   abuserStatuses: string;
   otherRequests: number;
   otherP99Ms: number;
+  /** The bound the phase held the other client's p99 to (relative to the run's baseline). */
+  otherBoundMs: number;
   rssMb: number;
   heapMb: number;
   externalMb: number;
@@ -131,6 +133,7 @@ export function formatTable(rows: PhaseRow[]): string {
     'abuser statuses',
     'other reqs',
     'other p99 ms',
+    'bound ms',
     'RSS MB',
     'heap+external MB after GC',
   ];
@@ -140,6 +143,7 @@ export function formatTable(rows: PhaseRow[]): string {
     r.abuserStatuses || '-',
     String(r.otherRequests),
     r.otherP99Ms.toFixed(1),
+    r.otherBoundMs.toFixed(0),
     r.rssMb.toFixed(1),
     `${r.heapMb.toFixed(1)}+${r.externalMb.toFixed(1)}`,
   ]);

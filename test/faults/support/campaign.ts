@@ -35,6 +35,7 @@ export interface CampaignResult {
     mode: FollowMode;
     resyncs: number;
     errors: number;
+    errorKinds: Map<string, number>;
     fellBack: boolean;
     stoppedWith: string | null;
   }[];
@@ -66,7 +67,7 @@ const FOLLOWERS: [string, FollowMode][] = [
  * channel, so its time is taken out of the follower's catch-up and reported on its own. Returns
  * the slowest follower's catch-up (null: not within `limitMs`), the longest reload and who was last.
  */
-async function catchUp(
+export async function catchUp(
   writers: Writers,
   followers: Follower[],
   limitMs: number,
@@ -244,6 +245,7 @@ export async function runCampaign(options: CampaignOptions = {}): Promise<Campai
         mode: f.mode,
         resyncs: f.resyncs,
         errors: f.errors,
+        errorKinds: f.errorKinds,
         fellBack: f.fellBack,
         stoppedWith: f.stoppedWith?.message ?? null,
       })),

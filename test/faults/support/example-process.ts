@@ -79,6 +79,8 @@ export class ExampleProcess {
 
   /** Spawns the process and resolves once it logged that it serves (its reader is live then). */
   async start(timeoutMs = 30_000): Promise<void> {
+    // A restart must wait for its own "serving on" line, not find the previous run's.
+    this.output = '';
     const child = spawn(process.execPath, [MAIN], {
       cwd: ROOT,
       env: {

@@ -257,6 +257,19 @@ async function finishedTaskFeed(url: string, apiKey: string): Promise<string> {
     },
     { timeoutMs: 15_000, intervalMs: 100, message: 'the task was not done' },
   );
+  // The task is read from the database, its cursor from the index, which may not have the last
+  // change yet: follow until a short wait finds nothing newer, so the polls below are held.
+  await waitFor(
+    async () => {
+      const poll = await fetch(`${url}/tasks/${id}?since=${encodeURIComponent(since)}&wait=1`, {
+        headers,
+      });
+      if (poll.status === 204) return true;
+      since = ((await poll.json()) as { cursor: string }).cursor;
+      return false;
+    },
+    { timeoutMs: 15_000, intervalMs: 0, message: "the task's feed never went quiet" },
+  );
   return `${url}/tasks/${id}?since=${encodeURIComponent(since)}&wait=30`;
 }
 
@@ -266,11 +279,20 @@ const sigtermWithHeldPolls: Fault = {
   async inject(context) {
     const target = context.instances.find((i) => i.running)!;
     const feed = await finishedTaskFeed(target.url, 'key-2');
-    const replies = Array.from({ length: HELD_AT_SIGTERM }, () => holdPoll(feed, 'key-2'));
-    await waitFor(async () => (await heldRequests(target, 'tasks')) === HELD_AT_SIGTERM, {
+    // Replies that come back before SIGTERM say why a poll was not held (a 429, a reset).
+    const early: HeldReply[] = [];
+    const replies = Array.from({ length: HELD_AT_SIGTERM }, () =>
+      holdPoll(feed, 'key-2').then((reply) => (early.push(reply), reply)),
+    );
+    let held = 0;
+    await waitFor(async () => (held = await heldRequests(target, 'tasks')) === HELD_AT_SIGTERM, {
       timeoutMs: 10_000,
       intervalMs: 50,
-      message: 'the 200 polls were not all held',
+    }).catch(() => {
+      const seen = early.map((r) => r.status ?? r.error).join(', ') || 'none';
+      throw new Error(
+        `the 200 polls were not all held: ${held} held after 10 s; answered early: ${seen}`,
+      );
     });
     const exit = await target.stop('SIGTERM');
     const answers = await Promise.all(replies);

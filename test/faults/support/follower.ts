@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { followFeed } from '../../../src/client';
+import { followFeed, followFeeds } from '../../../src/client';
 
-export type FollowMode = 'long' | 'sse' | 'short';
+export type FollowMode = 'long' | 'sse' | 'short' | 'batch';
 
 interface FeedChange {
   id: string;
@@ -28,6 +28,8 @@ export class Follower {
   readonly foreign: string[] = [];
   resyncs = 0;
   errors = 0;
+  /** What the retried errors were ("503 Retry-After 5", "fetch failed"), counted. */
+  readonly errorKinds = new Map<string, number>();
   private reloadedMs = 0;
   private reloadStartedAt: number | null = null;
   fellBack = false;
@@ -43,29 +45,51 @@ export class Follower {
     private readonly apiKey: string,
   ) {}
 
+  private countError(error: unknown): void {
+    this.errors++;
+    const kind = error instanceof Error ? error.message : String(error);
+    this.errorKinds.set(kind, (this.errorKinds.get(kind) ?? 0) + 1);
+  }
+
   /** Starts following from the feed's head; resolves once the head answer arrived. */
   start(): Promise<void> {
     let answered!: () => void;
     this.firstAnswer = new Promise((resolve) => (answered = resolve));
     const feed = `${this.baseUrl}/channels/${this.channel}`;
-    this.done = followFeed<{ changes: FeedChange[] }>({
-      url: `${feed}/changes`,
-      streamUrl: `${feed}/stream`,
-      mode: this.mode,
+    const common = {
       signal: this.abort.signal,
       headers: { Authorization: `Bearer ${this.apiKey}` },
-      // The SDK's defaults (wait 25 s, backoff 1–30 s, SSE fallback after 3 failures), except the
-      // short poller's longest interval: its default, 30 s, is what the server suggests for a
-      // quiet feed, and the feed is quiet when it starts.
-      shortPoll: { maxMs: 1000 },
-      onFallback: () => (this.fellBack = true),
-      onError: () => void this.errors++,
-      onChanges: (body) => {
-        for (const change of body.changes) this.record(change);
-        answered();
-      },
-      onResync: () => this.refetch(),
-    }).catch((error: Error) => {
+      onError: (error: unknown) => this.countError(error),
+    };
+    const following =
+      this.mode === 'batch'
+        ? followFeeds<{ changes: FeedChange[] }>({
+            ...common,
+            url: `${this.baseUrl}/poll`,
+            feeds: { [`/channels/${this.channel}/changes`]: null },
+            onChanges: (_feed, body) => {
+              for (const change of body.changes) this.record(change);
+              answered();
+            },
+            onResync: () => this.refetch(),
+          })
+        : followFeed<{ changes: FeedChange[] }>({
+            ...common,
+            url: `${feed}/changes`,
+            streamUrl: `${feed}/stream`,
+            mode: this.mode,
+            // The SDK's defaults (wait 25 s, backoff 1–30 s, SSE fallback after 3 failures),
+            // except the short poller's longest interval: its default, 30 s, is what the server
+            // suggests for a quiet feed, and the feed is quiet when it starts.
+            shortPoll: { maxMs: 1000 },
+            onFallback: () => (this.fellBack = true),
+            onChanges: (body) => {
+              for (const change of body.changes) this.record(change);
+              answered();
+            },
+            onResync: () => this.refetch(),
+          });
+    this.done = following.catch((error: Error) => {
       this.stoppedWith = error;
     });
     return this.firstAnswer;

@@ -77,6 +77,7 @@ export function formatCampaign(result: CampaignResult): string {
     .map(
       (f) =>
         `${f.name}: ${f.resyncs} refetch(es), ${f.errors} retried error(s)` +
+        [...f.errorKinds].map(([kind, n]) => ` [${n}× ${kind}]`).join('') +
         (f.fellBack ? ', fell back to long polling' : '') +
         (f.stoppedWith ? `, STOPPED: ${f.stoppedWith}` : ''),
     )
