@@ -8,6 +8,7 @@ import {
 import { HttpAdapterHost } from '@nestjs/core';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { Server as TlsServer } from 'node:tls';
 
 /**
  * From the shutdown signal on, how often answers in flight are checked for a client that stopped
@@ -41,6 +42,12 @@ function closeAfterAnswer(res: ServerResponse): void {
  * connection (an SDK retrying a 503 after one second) keeps it busy, and the server never closes.
  * So from the shutdown signal on: connections without a request are closed, and every answer, the
  * held polls' 204 and the refusals' 503 alike, carries `Connection: close`.
+ *
+ * Node counts a connection whose first request is not complete as busy, not idle: a browser's
+ * preconnect, a client that went silent mid-request, a connection opened during the shutdown.
+ * Once the server stops listening nothing times those out, so the close waited for ever. From the
+ * shutdown signal on, a connection without a request under way that read nothing since the
+ * previous check is destroyed; a client that sends its request within a check is answered.
  */
 @Injectable()
 export class ShutdownConnections
@@ -48,6 +55,10 @@ export class ShutdownConnections
 {
   private server: Server | undefined;
   private readonly inFlight = new Set<ServerResponse>();
+  /** Every open connection, with its requests under way. */
+  private readonly connections = new Map<Socket, number>();
+  /** What each connection without a request had read at the previous check. */
+  private readonly readAtCheck = new Map<Socket, number>();
   private stopping = false;
   private stallCheck: NodeJS.Timeout | undefined;
   /** What each waiting connection had taken at the previous check. */
@@ -61,6 +72,12 @@ export class ShutdownConnections
     if (typeof server?.closeIdleConnections !== 'function') return;
     this.server = server;
     server.prependListener('request', this.onRequest);
+    server.on(this.connectionEvent, this.onConnection);
+  }
+
+  /** An HTTPS server hands its HTTP layer the TLS socket, on 'secureConnection'. */
+  private get connectionEvent(): 'connection' | 'secureConnection' {
+    return this.server instanceof TlsServer ? 'secureConnection' : 'connection';
   }
 
   beforeApplicationShutdown(): void {
@@ -73,9 +90,11 @@ export class ShutdownConnections
   onApplicationShutdown(): void {
     clearInterval(this.stallCheck);
     this.server?.off('request', this.onRequest);
+    this.server?.off(this.connectionEvent, this.onConnection);
   }
 
   private destroyStalled(): void {
+    this.destroySilent();
     for (const res of this.inFlight) {
       const socket = res.socket;
       // Only full buffers mean a client that stopped reading: a few bytes still on their way
@@ -90,12 +109,38 @@ export class ShutdownConnections
     }
   }
 
-  private readonly onRequest = (_req: IncomingMessage, res: ServerResponse): void => {
+  /** Connections with no request under way that read nothing since the previous check. */
+  private destroySilent(): void {
+    for (const [socket, requests] of this.connections) {
+      if (requests > 0) {
+        this.readAtCheck.delete(socket);
+        continue;
+      }
+      const read = socket.bytesRead;
+      if (this.readAtCheck.get(socket) === read) socket.destroy();
+      else this.readAtCheck.set(socket, read);
+    }
+  }
+
+  private readonly onConnection = (socket: Socket): void => {
+    this.connections.set(socket, 0);
+    socket.once('close', () => {
+      this.connections.delete(socket);
+      this.readAtCheck.delete(socket);
+    });
+  };
+
+  private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     if (this.stopping) closeAfterAnswer(res);
     this.inFlight.add(res);
+    const socket = req.socket;
+    const requests = this.connections.get(socket);
+    if (requests !== undefined) this.connections.set(socket, requests + 1);
     res.once('close', () => {
       this.inFlight.delete(res);
       this.takenAtCheck.delete(res);
+      const left = this.connections.get(socket);
+      if (left !== undefined) this.connections.set(socket, left - 1);
     });
   };
 }

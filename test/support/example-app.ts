@@ -33,8 +33,8 @@ export async function startExampleOnFreshDatabase(
     db,
     example,
     url: example.url,
+    // The app's own shutdown closes the kept-alive connections of the test's fetch calls.
     close: async () => {
-      example.app.getHttpServer().closeAllConnections();
       await example.close();
       await db.drop();
     },
