@@ -26,8 +26,10 @@ const common = {
 };
 
 // The layers that run on both HTTP platforms: transports over real HTTP, host apps, and the
-// example app (its demo page's files, the client SDK following its feeds).
-const PLATFORM_SUITES = '/test/(http-polling/|host-apps/|durable-streams/|client/example-app)';
+// example app (its demo page's files, the client SDK following its feeds, its answers while the
+// database is down).
+const PLATFORM_SUITES =
+  '/test/(http-polling/|host-apps/|durable-streams/|client/example-app|example/database-unavailable)';
 const fastify = { ...common, globals: { TEST_HTTP_PLATFORM: 'fastify' } };
 
 module.exports = {

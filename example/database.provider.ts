@@ -12,6 +12,8 @@ export function exampleDataSource(url: string): DataSource {
   return new DataSource({
     type: 'postgres',
     url,
+    // A request waits at most this long for a connection to a database that does not answer.
+    connectTimeoutMS: 5_000,
     entities: [Message, Task],
     migrations: exampleMigrations,
   });

@@ -2,7 +2,7 @@ import { Logger, type INestApplication } from '@nestjs/common';
 import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
-import { ChangeReader, ClientErrorsFilter, installJsonHttpErrors } from '../src';
+import { ChangeReader, installJsonHttpErrors } from '../src';
 import { ExampleAppModule } from './app.module';
 import {
   embeddedPostgresPort,
@@ -11,6 +11,7 @@ import {
   type ExampleConfig,
 } from './config';
 import type { EmbeddedPostgres } from './embedded-postgres';
+import { ExampleErrorsFilter } from './errors/database-unavailable.filter';
 import { createOnPlatform, serveStatic } from './http-platform';
 import { setupOpenApi } from './openapi';
 import { rawStreamBody } from './streams/test-writes/raw-body';
@@ -138,7 +139,7 @@ export async function startExampleApp(
       if (config.durableStreamTestWrites) app.use('/v1/stream', rawStreamBody);
       closeSlowClients(app.getHttpServer() as Server, config);
       // Before listen: Nest reads global filters when it sets up its routes.
-      app.useGlobalFilters(new ClientErrorsFilter(app.getHttpAdapter()));
+      app.useGlobalFilters(new ExampleErrorsFilter(app.getHttpAdapter()));
       await app.listen(config.port, env.HOST ?? '0.0.0.0');
       installJsonHttpErrors(app);
       await app.get(ChangeReader).whenLive();

@@ -5,11 +5,13 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
  * half-open: sockets stay open but no byte passes, like a peer that vanished without a FIN.
  * `dropWhenClientSends(text)` drops the connection that sends `text` instead of forwarding it.
  * `latencyMs` delays every chunk in both directions (in order), like a distant peer.
+ * `refuse(true)` cuts every connection and drops new ones at once, like a server that went down.
  */
 export class TcpProxy {
   private readonly pairs = new Set<[Socket, Socket]>();
   private frozen = new Set<Socket>();
   private dropOn: string | null = null;
+  private refusing = false;
   latencyMs = 0;
 
   private constructor(
@@ -20,6 +22,10 @@ export class TcpProxy {
   static async start(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
     let proxy: TcpProxy | null = null;
     const server = createServer((client) => {
+      if (proxy!.refusing) {
+        client.destroy();
+        return;
+      }
       const upstream = connect(targetPort, targetHost);
       const pair: [Socket, Socket] = [client, upstream];
       proxy!.pairs.add(pair);
@@ -65,6 +71,15 @@ export class TcpProxy {
 
   dropWhenClientSends(text: string | null): void {
     this.dropOn = text;
+  }
+
+  refuse(refusing: boolean): void {
+    this.refusing = refusing;
+    if (!refusing) return;
+    for (const [a, b] of this.pairs) {
+      a.destroy();
+      b.destroy();
+    }
   }
 
   async close(): Promise<void> {
