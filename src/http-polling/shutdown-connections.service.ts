@@ -8,7 +8,7 @@ import {
 import { HttpAdapterHost } from '@nestjs/core';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { Server as TlsServer } from 'node:tls';
+import { Server as TlsServer, type TLSSocket } from 'node:tls';
 
 /**
  * From the shutdown signal on, how often answers in flight are checked for a client that stopped
@@ -72,12 +72,8 @@ export class ShutdownConnections
     if (typeof server?.closeIdleConnections !== 'function') return;
     this.server = server;
     server.prependListener('request', this.onRequest);
-    server.on(this.connectionEvent, this.onConnection);
-  }
-
-  /** An HTTPS server hands its HTTP layer the TLS socket, on 'secureConnection'. */
-  private get connectionEvent(): 'connection' | 'secureConnection' {
-    return this.server instanceof TlsServer ? 'secureConnection' : 'connection';
+    server.on('connection', this.onConnection);
+    if (server instanceof TlsServer) server.on('secureConnection', this.onSecureConnection);
   }
 
   beforeApplicationShutdown(): void {
@@ -90,7 +86,8 @@ export class ShutdownConnections
   onApplicationShutdown(): void {
     clearInterval(this.stallCheck);
     this.server?.off('request', this.onRequest);
-    this.server?.off(this.connectionEvent, this.onConnection);
+    this.server?.off('connection', this.onConnection);
+    this.server?.off('secureConnection', this.onSecureConnection);
   }
 
   private destroyStalled(): void {
@@ -128,6 +125,21 @@ export class ShutdownConnections
       this.connections.delete(socket);
       this.readAtCheck.delete(socket);
     });
+  };
+
+  /**
+   * An HTTPS server hands its HTTP layer the TLS socket once the handshake is done. Until then the
+   * TCP connection is tracked on its own (a client that connected and never sent its hello would
+   * keep the server open until the TLS handshake timeout, 2 minutes); from then on the TLS socket,
+   * the one requests arrive on, stands for it.
+   */
+  private readonly onSecureConnection = (socket: TLSSocket): void => {
+    const tcp = (socket as TLSSocket & { _parent?: Socket })._parent;
+    if (tcp) {
+      this.connections.delete(tcp);
+      this.readAtCheck.delete(tcp);
+    }
+    this.onConnection(socket);
   };
 
   private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
