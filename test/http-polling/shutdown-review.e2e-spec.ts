@@ -151,6 +151,21 @@ describe('HTTP app', () => {
     expect(took).toBeLessThan(SHUTDOWN_BOUND_MS);
   });
 
+  it('closes within the bound with a client that trickles the headers of its request', async () => {
+    await start(false);
+    const socket = await new Promise<Socket>((resolve) => {
+      const s = track(tcpConnect(port(), '127.0.0.1', () => resolve(s)));
+    });
+    // Slowloris: the request never completes, but a byte arrives before every check.
+    socket.write('GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ');
+    const trickle = setInterval(() => socket.writable && socket.write('a'), 300);
+    try {
+      expect(await timeToClose()).toBeLessThan(SHUTDOWN_BOUND_MS);
+    } finally {
+      clearInterval(trickle);
+    }
+  });
+
   it('forgets every connection once it closed (no growth while the app runs)', async () => {
     const started = await start(false);
     for (let i = 0; i < 1000; i++) {
