@@ -19,6 +19,14 @@ import { Server as TlsServer, type TLSSocket } from 'node:tls';
  */
 export const SHUTDOWN_STALL_CHECK_MS = 1_000;
 
+/**
+ * From the shutdown signal on, the checks a connection may stay open without a request under way
+ * even though it reads something before each: a client sending its request does so within one, but
+ * one that trickles its headers a byte at a time (a slowloris) would otherwise keep the server
+ * open for as long as it likes, since Node stops timing out headers once the server is closing.
+ */
+export const SHUTDOWN_REQUEST_CHECKS = 3;
+
 /** Bytes the connection has taken from us: written out, not merely queued for it. */
 function taken(socket: Socket): number {
   return (socket.bytesWritten ?? 0) - socket.writableLength;
@@ -57,8 +65,8 @@ export class ShutdownConnections
   private readonly inFlight = new Set<ServerResponse>();
   /** Every open connection, with its requests under way. */
   private readonly connections = new Map<Socket, number>();
-  /** What each connection without a request had read at the previous check. */
-  private readonly readAtCheck = new Map<Socket, number>();
+  /** What each connection without a request had read at the previous check, and how many checks. */
+  private readonly readAtCheck = new Map<Socket, { read: number; checks: number }>();
   private stopping = false;
   private stallCheck: NodeJS.Timeout | undefined;
   /** What each waiting connection had taken at the previous check. */
@@ -106,7 +114,10 @@ export class ShutdownConnections
     }
   }
 
-  /** Connections with no request under way that read nothing since the previous check. */
+  /**
+   * Connections with no request under way that read nothing since the previous check, or that
+   * still have none after SHUTDOWN_REQUEST_CHECKS checks.
+   */
   private destroySilent(): void {
     for (const [socket, requests] of this.connections) {
       if (requests > 0) {
@@ -114,8 +125,11 @@ export class ShutdownConnections
         continue;
       }
       const read = socket.bytesRead;
-      if (this.readAtCheck.get(socket) === read) socket.destroy();
-      else this.readAtCheck.set(socket, read);
+      const previous = this.readAtCheck.get(socket);
+      const checks = (previous?.checks ?? 0) + 1;
+      if (previous && (previous.read === read || checks >= SHUTDOWN_REQUEST_CHECKS)) {
+        socket.destroy();
+      } else this.readAtCheck.set(socket, { read, checks });
     }
   }
 
