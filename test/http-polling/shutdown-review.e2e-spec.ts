@@ -23,6 +23,12 @@ class ReviewController {
     return { hello: 'world' };
   }
 
+  @Get('slow')
+  async slow() {
+    await new Promise((resolve) => setTimeout(resolve, 3_500));
+    return { slow: 'done' };
+  }
+
   @Post('echo')
   echo(@Body() body: unknown) {
     return { echo: body };
@@ -163,6 +169,41 @@ describe('HTTP app', () => {
       expect(await timeToClose()).toBeLessThan(SHUTDOWN_BOUND_MS);
     } finally {
       clearInterval(trickle);
+    }
+  });
+
+  it('answers in full a request still being worked on for several checks, its client silent', async () => {
+    await start(false);
+    const socket = await new Promise<Socket>((resolve) => {
+      const s = track(tcpConnect(port(), '127.0.0.1', () => resolve(s)));
+    });
+    const answer = collect(socket);
+    socket.write('GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const took = await timeToClose();
+    expect(await answer).toMatch(/^HTTP\/1\.1 200 [\s\S]*"slow":"done"/);
+    expect(took).toBeLessThan(SHUTDOWN_BOUND_MS);
+  });
+
+  it('closes within the bound with an upgraded connection whose client keeps sending', async () => {
+    const started = await start(false);
+    (started.getHttpServer() as Server).on('upgrade', (_req, socket: Socket) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n');
+      socket.on('data', () => undefined);
+      socket.on('error', () => undefined);
+    });
+    const socket = await new Promise<Socket>((resolve) => {
+      const s = track(tcpConnect(port(), '127.0.0.1', () => resolve(s)));
+    });
+    const switched = new Promise((resolve) => socket.once('data', resolve));
+    socket.write('GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n');
+    await switched;
+    // A client's pings, as a WebSocket's would be: bytes before every check, never a request.
+    const pings = setInterval(() => socket.writable && socket.write('ping'), 300);
+    try {
+      expect(await timeToClose()).toBeLessThan(SHUTDOWN_BOUND_MS);
+    } finally {
+      clearInterval(pings);
     }
   });
 
