@@ -130,6 +130,47 @@ describe('HTTPS app', () => {
     expect(await closing).toBeLessThan(SHUTDOWN_BOUND_MS);
     expect(await answer).toMatch(/^HTTP\/1\.1 (200|503) /);
   });
+
+  it('answers in full a TLS request still being worked on for several checks, its client silent', async () => {
+    await start(true);
+    const socket = await new Promise<Socket>((resolve) => {
+      const s = track(
+        tlsConnect({ port: port(), host: '127.0.0.1', rejectUnauthorized: false }, () => resolve(s)),
+      );
+    });
+    const answer = collect(socket);
+    socket.write('GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const took = await timeToClose();
+    expect(await answer).toMatch(/^HTTP\/1\.1 200 [\s\S]*"slow":"done"/);
+    expect(took).toBeLessThan(SHUTDOWN_BOUND_MS);
+  });
+
+  it('forgets every TLS connection once it closed, and the TCP one under it', async () => {
+    const started = await start(true);
+    for (let i = 0; i < 200; i++) {
+      const socket = await new Promise<Socket>((resolve) => {
+        const s = track(
+          tlsConnect({ port: port(), host: '127.0.0.1', rejectUnauthorized: false }, () => resolve(s)),
+        );
+      });
+      const answer = collect(socket);
+      socket.write('GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+      await answer;
+    }
+    // And some that never finish their handshake.
+    for (let i = 0; i < 50; i++) {
+      await new Promise<void>((resolve) => {
+        const s = track(tcpConnect(port(), '127.0.0.1', () => (s.destroy(), resolve())));
+      });
+    }
+    sockets.splice(0);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const service = started.get(ShutdownConnections) as unknown as {
+      connections: Map<unknown, number>;
+    };
+    expect(service.connections.size).toBe(0);
+  });
 });
 
 describe('HTTP app', () => {
