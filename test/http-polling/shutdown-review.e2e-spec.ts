@@ -120,7 +120,9 @@ describe('HTTPS app', () => {
     await start(true);
     const socket = await new Promise<Socket>((resolve) => {
       const s = track(
-        tlsConnect({ port: port(), host: '127.0.0.1', rejectUnauthorized: false }, () => resolve(s)),
+        tlsConnect({ port: port(), host: '127.0.0.1', rejectUnauthorized: false }, () =>
+          resolve(s),
+        ),
       );
     });
     const answer = collect(socket);
@@ -135,7 +137,9 @@ describe('HTTPS app', () => {
     await start(true);
     const socket = await new Promise<Socket>((resolve) => {
       const s = track(
-        tlsConnect({ port: port(), host: '127.0.0.1', rejectUnauthorized: false }, () => resolve(s)),
+        tlsConnect({ port: port(), host: '127.0.0.1', rejectUnauthorized: false }, () =>
+          resolve(s),
+        ),
       );
     });
     const answer = collect(socket);
@@ -151,7 +155,9 @@ describe('HTTPS app', () => {
     for (let i = 0; i < 200; i++) {
       const socket = await new Promise<Socket>((resolve) => {
         const s = track(
-          tlsConnect({ port: port(), host: '127.0.0.1', rejectUnauthorized: false }, () => resolve(s)),
+          tlsConnect({ port: port(), host: '127.0.0.1', rejectUnauthorized: false }, () =>
+            resolve(s),
+          ),
         );
       });
       const answer = collect(socket);
@@ -229,7 +235,9 @@ describe('HTTP app', () => {
   it('closes within the bound with an upgraded connection whose client keeps sending', async () => {
     const started = await start(false);
     (started.getHttpServer() as Server).on('upgrade', (_req, socket: Socket) => {
-      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n');
+      socket.write(
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n',
+      );
       socket.on('data', () => undefined);
       socket.on('error', () => undefined);
     });
@@ -237,7 +245,9 @@ describe('HTTP app', () => {
       const s = track(tcpConnect(port(), '127.0.0.1', () => resolve(s)));
     });
     const switched = new Promise((resolve) => socket.once('data', resolve));
-    socket.write('GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n');
+    socket.write(
+      'GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n',
+    );
     await switched;
     // A client's pings, as a WebSocket's would be: bytes before every check, never a request.
     const pings = setInterval(() => socket.writable && socket.write('ping'), 300);
