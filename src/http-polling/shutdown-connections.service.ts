@@ -8,7 +8,7 @@ import {
 import { HttpAdapterHost } from '@nestjs/core';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { Server as TlsServer } from 'node:tls';
+import { Server as TlsServer, type TLSSocket } from 'node:tls';
 
 /**
  * From the shutdown signal on, how often answers in flight are checked for a client that stopped
@@ -18,6 +18,14 @@ import { Server as TlsServer } from 'node:tls';
  * A request still being worked on (nothing waiting to be sent) or a slow reader is left alone.
  */
 export const SHUTDOWN_STALL_CHECK_MS = 1_000;
+
+/**
+ * From the shutdown signal on, the checks a connection may stay open without a request under way
+ * even though it reads something before each: a client sending its request does so within one, but
+ * one that trickles its headers a byte at a time (a slowloris) would otherwise keep the server
+ * open for as long as it likes, since Node stops timing out headers once the server is closing.
+ */
+export const SHUTDOWN_REQUEST_CHECKS = 3;
 
 /** Bytes the connection has taken from us: written out, not merely queued for it. */
 function taken(socket: Socket): number {
@@ -57,8 +65,8 @@ export class ShutdownConnections
   private readonly inFlight = new Set<ServerResponse>();
   /** Every open connection, with its requests under way. */
   private readonly connections = new Map<Socket, number>();
-  /** What each connection without a request had read at the previous check. */
-  private readonly readAtCheck = new Map<Socket, number>();
+  /** What each connection without a request had read at the previous check, and how many checks. */
+  private readonly readAtCheck = new Map<Socket, { read: number; checks: number }>();
   private stopping = false;
   private stallCheck: NodeJS.Timeout | undefined;
   /** What each waiting connection had taken at the previous check. */
@@ -72,12 +80,8 @@ export class ShutdownConnections
     if (typeof server?.closeIdleConnections !== 'function') return;
     this.server = server;
     server.prependListener('request', this.onRequest);
-    server.on(this.connectionEvent, this.onConnection);
-  }
-
-  /** An HTTPS server hands its HTTP layer the TLS socket, on 'secureConnection'. */
-  private get connectionEvent(): 'connection' | 'secureConnection' {
-    return this.server instanceof TlsServer ? 'secureConnection' : 'connection';
+    server.on('connection', this.onConnection);
+    if (server instanceof TlsServer) server.on('secureConnection', this.onSecureConnection);
   }
 
   beforeApplicationShutdown(): void {
@@ -90,7 +94,8 @@ export class ShutdownConnections
   onApplicationShutdown(): void {
     clearInterval(this.stallCheck);
     this.server?.off('request', this.onRequest);
-    this.server?.off(this.connectionEvent, this.onConnection);
+    this.server?.off('connection', this.onConnection);
+    this.server?.off('secureConnection', this.onSecureConnection);
   }
 
   private destroyStalled(): void {
@@ -109,7 +114,10 @@ export class ShutdownConnections
     }
   }
 
-  /** Connections with no request under way that read nothing since the previous check. */
+  /**
+   * Connections with no request under way that read nothing since the previous check, or that
+   * still have none after SHUTDOWN_REQUEST_CHECKS checks.
+   */
   private destroySilent(): void {
     for (const [socket, requests] of this.connections) {
       if (requests > 0) {
@@ -117,8 +125,11 @@ export class ShutdownConnections
         continue;
       }
       const read = socket.bytesRead;
-      if (this.readAtCheck.get(socket) === read) socket.destroy();
-      else this.readAtCheck.set(socket, read);
+      const previous = this.readAtCheck.get(socket);
+      const checks = (previous?.checks ?? 0) + 1;
+      if (previous && (previous.read === read || checks >= SHUTDOWN_REQUEST_CHECKS)) {
+        socket.destroy();
+      } else this.readAtCheck.set(socket, { read, checks });
     }
   }
 
@@ -128,6 +139,21 @@ export class ShutdownConnections
       this.connections.delete(socket);
       this.readAtCheck.delete(socket);
     });
+  };
+
+  /**
+   * An HTTPS server hands its HTTP layer the TLS socket once the handshake is done. Until then the
+   * TCP connection is tracked on its own (a client that connected and never sent its hello would
+   * keep the server open until the TLS handshake timeout, 2 minutes); from then on the TLS socket,
+   * the one requests arrive on, stands for it.
+   */
+  private readonly onSecureConnection = (socket: TLSSocket): void => {
+    const tcp = (socket as TLSSocket & { _parent?: Socket })._parent;
+    if (tcp) {
+      this.connections.delete(tcp);
+      this.readAtCheck.delete(tcp);
+    }
+    this.onConnection(socket);
   };
 
   private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
