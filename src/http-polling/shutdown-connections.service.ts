@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { Server as TlsServer, type TLSSocket } from 'node:tls';
 
 /**
@@ -148,13 +148,33 @@ export class ShutdownConnections
    * the one requests arrive on, stands for it.
    */
   private readonly onSecureConnection = (socket: TLSSocket): void => {
-    const tcp = (socket as TLSSocket & { _parent?: Socket })._parent;
+    const tcp = this.tcpUnder(socket);
     if (tcp) {
       this.connections.delete(tcp);
       this.readAtCheck.delete(tcp);
     }
     this.onConnection(socket);
   };
+
+  /**
+   * The TCP connection under a TLS socket: Node's `_parent`, else the tracked connection with the
+   * same peer and local port (left tracked, it would be closed under a request at shutdown).
+   */
+  private tcpUnder(socket: TLSSocket): Socket | undefined {
+    const parent = (socket as TLSSocket & { _parent?: unknown })._parent;
+    if (parent instanceof Socket && this.connections.has(parent)) return parent;
+    for (const tcp of this.connections.keys()) {
+      if (
+        tcp.remotePort === socket.remotePort &&
+        tcp.remoteAddress === socket.remoteAddress &&
+        tcp.localPort === socket.localPort &&
+        tcp !== socket
+      ) {
+        return tcp;
+      }
+    }
+    return undefined;
+  }
 
   private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     if (this.stopping) closeAfterAnswer(res);
