@@ -35,7 +35,8 @@ export class ChangeLogPruner {
   private readonly queries: ChangeLogQueries;
   private client: Client | null = null;
   private round: Promise<void> | null = null;
-  private lastStart = 0;
+  /** On the monotonic clock (performance.now), like the reader's other chores. */
+  private lastStart = -Infinity;
   private stopped = false;
   private chunkRows = CHUNK_ROWS;
 
@@ -54,12 +55,12 @@ export class ChangeLogPruner {
    * none is running. The clock belongs to the app, not to a leadership or a connection, so
    * reconnects and takeovers do not restart it.
    */
-  due(now = Date.now()): boolean {
+  due(now = performance.now()): boolean {
     return this.round === null && !this.stopped && now - this.lastStart >= this.intervalMs;
   }
 
   /** Starts a round in the background (the caller stored its reader state first). */
-  start(now = Date.now()): void {
+  start(now = performance.now()): void {
     if (!this.due(now)) return;
     this.lastStart = now;
     this.round = this.runRound()
@@ -136,7 +137,7 @@ export class ChangeLogPruner {
     let after: ChangeLogCursor = CHANGE_LOG_START;
     let total = 0;
     while (!this.stopped) {
-      const started = Date.now();
+      const started = performance.now();
       const chunk = await this.chunk(client, { after, bound, overflow, maxAgeMs });
       if (chunk === null) continue; // timed out: retry the same rows in a smaller chunk
       total += chunk.deleted;
@@ -148,7 +149,7 @@ export class ChangeLogPruner {
       if (chunk.last === null || chunk.deleted < chunk.scanned) break;
       if (chunk.scanned < this.chunkRows) break;
       after = chunk.last;
-      const rest = Math.min(Date.now() - started, MAX_REST_MS);
+      const rest = Math.min(performance.now() - started, MAX_REST_MS);
       await new Promise((resolve) => setTimeout(resolve, rest));
     }
     return total;

@@ -257,7 +257,14 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   private async lead(connection: ReaderConnection): Promise<void> {
     const client = connection.client;
     const tuning = this.options.reader;
-    const chores = { lagCheck: 0, stateWrite: 0, verify: Date.now(), gateSweep: 0 };
+    // Chores keep time on the monotonic clock: after a step of the wall clock back (NTP, a VM
+    // resumed) none would be due for as long, no lag measured, no state written, no sweep.
+    const chores = {
+      lagCheck: -Infinity,
+      stateWrite: -Infinity,
+      verify: performance.now(),
+      gateSweep: -Infinity,
+    };
     let state = await this.loadState(client);
     const commitTs = await this.queries.tracksCommitTimestamps(client); // for the delay metric
     // This reader's own bit of the wake gate, cleared: it is awake and about to read.
@@ -292,15 +299,15 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
           await gate.disarm(client);
         }
       }
-      state = await this.housekeeping(client, state, chores, Date.now());
+      state = await this.housekeeping(client, state, chores, performance.now());
       if (
         batch.rows.length > 0 &&
         !batch.heldBack &&
-        Date.now() - chores.lagCheck >= LAG_CHECK_MS
+        performance.now() - chores.lagCheck >= LAG_CHECK_MS
       ) {
         // Changes flow and none waits behind an open transaction: measure the lag here too, or a
         // stall that ended would be reported (with a growing age) until a read comes back empty.
-        chores.lagCheck = Date.now();
+        chores.lagCheck = performance.now();
         await this.updateLag(client, state.cursor, false);
       }
       if (batch.rows.length === tuning.batchSize) continue; // more is waiting: read at once
@@ -312,7 +319,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
       }
 
       this.setLive(true);
-      const now = Date.now();
+      const now = performance.now();
       if (now - chores.lagCheck >= LAG_CHECK_MS) {
         chores.lagCheck = now;
         await this.updateLag(client, state.cursor, true);

@@ -70,4 +70,32 @@ describe('reader lag across a wall-clock step', () => {
       expect(Number(answer.oldestOpenTransactionMs)).toBeLessThan(HOUR_MS);
     }
   }, 30_000);
+
+  it('measures a stall that begins after the clock stepped back (the reader keeps its chores)', async () => {
+    await long.query('ROLLBACK').catch(() => undefined);
+    const health = app.app.get(PollingHealthIndicator);
+    await waitFor(() => health.reader().reader.state === 'ok', {
+      timeoutMs: 10_000,
+      message: 'the first stall never ended',
+    });
+    const realNow = Date.now.bind(Date);
+    // The host's clock goes back an hour (NTP, a VM resumed) while the app runs.
+    const spy = jest.spyOn(Date, 'now').mockImplementation(() => realNow() - HOUR_MS);
+    try {
+      await long.query('BEGIN');
+      await long.query('INSERT INTO items (run) VALUES (10)');
+      const writer = new Client(db.config);
+      await writer.connect();
+      await writer.query('INSERT INTO items (run) VALUES (11)');
+      await writer.end();
+      // Its lag checks ran on the wall clock: after the step none was due for an hour.
+      await waitFor(() => health.reader().reader.state === 'degraded', {
+        timeoutMs: 10_000,
+        message: 'health never reported the stall that began after the step',
+      });
+    } finally {
+      spy.mockRestore();
+      await long.query('ROLLBACK').catch(() => undefined);
+    }
+  }, 30_000);
 });
