@@ -34,14 +34,19 @@ describe('reader lag across a wall-clock step', () => {
     await db?.drop();
   });
 
-  it('keeps reporting the stall, with ages that did not jump, after the clock steps', async () => {
-    const health = app.app.get(PollingHealthIndicator);
+  /** An open writing transaction holds the horizon while another write commits behind it. */
+  async function holdTheHorizon(run: number): Promise<void> {
     await long.query('BEGIN');
-    await long.query('INSERT INTO items (run) VALUES (8)');
+    await long.query('INSERT INTO items (run) VALUES ($1)', [run]);
     const writer = new Client(db.config);
     await writer.connect();
-    await writer.query('INSERT INTO items (run) VALUES (9)');
+    await writer.query('INSERT INTO items (run) VALUES ($1)', [run + 1]);
     await writer.end();
+  }
+
+  it('keeps reporting the stall, with ages that did not jump, after the clock steps', async () => {
+    const health = app.app.get(PollingHealthIndicator);
+    await holdTheHorizon(8);
     await waitFor(() => health.reader().reader.state === 'degraded', {
       timeoutMs: 10_000,
       message: 'health never reported the stall',
@@ -82,12 +87,7 @@ describe('reader lag across a wall-clock step', () => {
     // The host's clock goes back an hour (NTP, a VM resumed) while the app runs.
     const spy = jest.spyOn(Date, 'now').mockImplementation(() => realNow() - HOUR_MS);
     try {
-      await long.query('BEGIN');
-      await long.query('INSERT INTO items (run) VALUES (10)');
-      const writer = new Client(db.config);
-      await writer.connect();
-      await writer.query('INSERT INTO items (run) VALUES (11)');
-      await writer.end();
+      await holdTheHorizon(10);
       // Its lag checks ran on the wall clock: after the step none was due for an hour.
       await waitFor(() => health.reader().reader.state === 'degraded', {
         timeoutMs: 10_000,
