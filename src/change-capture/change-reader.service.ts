@@ -70,6 +70,8 @@ const ARM_AFTER_HELD_BACK_MS = 1000;
 const EMPTY_INDEX = 'the index is empty';
 const STATE_WRITE_MS = 5000;
 const MAX_RECONNECT_MS = 5000;
+/** How long a stopping reader may take to finish its lead (and clear its gate bit) by itself. */
+const STOP_GRACE_MS = 1000;
 
 /**
  * Moves committed changes from the Postgres change log into the change index, in commit-safe
@@ -177,6 +179,14 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   async beforeApplicationShutdown(): Promise<void> {
     this.stopped = true;
     this.signal.wake();
+    // A lead that ends by itself clears its gate bit first; a connection that does not answer
+    // (half-open) is cut after a moment instead.
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.running,
+      new Promise((resolve) => (grace = setTimeout(resolve, STOP_GRACE_MS))),
+    ]);
+    clearTimeout(grace);
     this.connection?.close();
     await this.running;
     await this.pruner.close();
@@ -365,6 +375,9 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
         idleSince = null;
       }
     }
+    // Stopping: left set, its bit would make every writer NOTIFY a reader that is gone until
+    // another reader sweeps it (none may come: the last instance was stopped).
+    if (armedAt !== null && !connection.broken) await gate.disarm(client);
   }
 
   /** Periodic chores, each on its own clock, whether changes are flowing or not. */
