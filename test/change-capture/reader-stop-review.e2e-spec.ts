@@ -1,0 +1,94 @@
+import { Client } from 'pg';
+import { MemoryChangeIndex } from '../../src/change-index/memory-change-index';
+import { createTestDatabase, type TestDatabase } from '../support/test-database';
+import { TcpProxy } from '../support/tcp-proxy';
+import { waitFor } from '../support/wait-for';
+import {
+  createItemsTable,
+  itemsOptions,
+  startPollingApp,
+  type PollingApp,
+} from '../support/polling-app';
+
+/** Review of the reader's stop: it must end promptly and leave nothing open behind it. */
+describe('a stopping reader', () => {
+  let db: TestDatabase;
+  let admin: Client;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await createItemsTable(db);
+    admin = new Client(db.config);
+    await admin.connect();
+  });
+
+  afterAll(async () => {
+    await admin?.end();
+    await db?.drop();
+  });
+
+  const pruners = async () =>
+    Number(
+      (
+        await admin.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+           WHERE datname = current_database() AND application_name = 'nestjs-polling pruner'`,
+        )
+      ).rows[0].n,
+    );
+
+  it('stops at once while it waits to reconnect (the database is down)', async () => {
+    const proxy = await TcpProxy.start(Number(new URL(db.url).port || 5432));
+    const viaProxy = new URL(db.url);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
+    const polling = await startPollingApp(
+      itemsOptions(db, { postgres: { url: viaProxy.toString() } }),
+    );
+    try {
+      proxy.refuse(true);
+      // Backoff 100, 200, 400, 800, 1600 ms, then 3200: the reader sleeps out a long wait.
+      await new Promise((resolve) => setTimeout(resolve, 3500));
+      const started = performance.now();
+      await polling.reader.beforeApplicationShutdown();
+      const tookMs = performance.now() - started;
+      // Nothing to finish or clean up: no connection is open.
+      expect(tookMs).toBeLessThan(1000);
+    } finally {
+      await polling.close();
+      await proxy.close();
+    }
+  }, 20_000);
+
+  it('leaves no pruner connection open when it stops in the middle of a prune round', async () => {
+    // The first prune round (due at once) stalls in its index trim until the app is stopping.
+    let releaseTrim!: () => void;
+    const trimHeld = new Promise<void>((resolve) => (releaseTrim = resolve));
+    let trimEntered = false;
+    const original = MemoryChangeIndex.prototype.expiredPosition;
+    const spy = jest
+      .spyOn(MemoryChangeIndex.prototype, 'expiredPosition')
+      .mockImplementation(async function (this: MemoryChangeIndex, before: number) {
+        trimEntered = true;
+        await trimHeld;
+        return original.call(this, before);
+      });
+    let polling: PollingApp | null = null;
+    try {
+      polling = await startPollingApp(itemsOptions(db));
+      await waitFor(() => trimEntered, { timeoutMs: 5000, message: 'no prune round began' });
+      const closing = polling.close();
+      // The round carries on once the stop has begun (a slow trim of a large index).
+      setTimeout(releaseTrim, 50);
+      await closing;
+      polling = null;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      // An open pruner connection after the app closed keeps the process from exiting.
+      expect(await pruners()).toBe(0);
+    } finally {
+      spy.mockRestore();
+      releaseTrim();
+      await polling?.close();
+    }
+  }, 20_000);
+});
