@@ -173,6 +173,9 @@ export class ChangeLogPruner {
   }
 
   private async connect(): Promise<Client> {
+    // A round that reaches here after close() (it was trimming the index) must not open a
+    // connection nobody would end: it would keep the process alive.
+    if (this.stopped) throw new Error('pruner stopped');
     if (this.client) return this.client;
     const client = new Client({
       ...this.config,

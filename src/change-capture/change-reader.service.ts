@@ -83,6 +83,8 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   private readonly logger = new Logger('ChangeReader');
   private readonly queries: ChangeLogQueries;
   private readonly signal = new WakeSignal();
+  /** Woken once, by stop: ends the reconnect backoff, which the reader's signal must not cut short. */
+  private readonly stopSignal = new WakeSignal();
   private readonly pruner: ChangeLogPruner;
   private running: Promise<void> | null = null;
   private stopped = false;
@@ -179,6 +181,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   async beforeApplicationShutdown(): Promise<void> {
     this.stopped = true;
     this.signal.wake();
+    this.stopSignal.wake();
     // A lead that ends by itself clears its gate bit first; a connection that does not answer
     // (half-open) is cut after a moment instead.
     let grace: NodeJS.Timeout | undefined;
@@ -235,7 +238,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
         this.currentLag = NO_LAG;
       }
       if (this.stopped) break;
-      await new Promise((resolve) => setTimeout(resolve, backoffMs));
+      await this.stopSignal.sleep(backoffMs);
       backoffMs = Math.min(backoffMs * 2, MAX_RECONNECT_MS);
     }
   }
