@@ -91,4 +91,46 @@ describe('a stopping reader', () => {
       await polling?.close();
     }
   }, 20_000);
+  const viaNewProxy = async () => {
+    const proxy = await TcpProxy.start(Number(new URL(db.url).port || 5432));
+    const url = new URL(db.url);
+    url.hostname = '127.0.0.1';
+    url.port = String(proxy.port);
+    return { proxy, url: url.toString() };
+  };
+
+  it('stops within its grace when its connection went half-open while it led', async () => {
+    const { proxy, url } = await viaNewProxy();
+    const polling = await startPollingApp(itemsOptions(db, { postgres: { url } }));
+    try {
+      proxy.freezeOpenConnections();
+      const started = performance.now();
+      await polling.reader.beforeApplicationShutdown();
+      expect(performance.now() - started).toBeLessThan(1500);
+    } finally {
+      await polling.close();
+      await proxy.close();
+    }
+  }, 20_000);
+
+  it('stops at once while it connects to a server that does not answer', async () => {
+    const { proxy, url } = await viaNewProxy();
+    const polling = await startPollingApp(itemsOptions(db, { postgres: { url } }));
+    try {
+      // The link goes silent: the lead's next read times out (5 s), then the reconnect hangs.
+      proxy.latencyMs = 60_000;
+      proxy.freezeOpenConnections();
+      await waitFor(() => polling.reader.backendPid === null, {
+        timeoutMs: 10_000,
+        message: 'the reader never dropped its dead connection',
+      });
+      await new Promise((resolve) => setTimeout(resolve, 500)); // past the first backoff: connecting
+      const started = performance.now();
+      await polling.reader.beforeApplicationShutdown();
+      expect(performance.now() - started).toBeLessThan(1500);
+    } finally {
+      await polling.close();
+      await proxy.close();
+    }
+  }, 30_000);
 });
