@@ -85,6 +85,9 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   private readonly signal = new WakeSignal();
   /** Woken once, by stop: ends the reconnect backoff, which the reader's signal must not cut short. */
   private readonly stopSignal = new WakeSignal();
+  /** Settles when the app stops: a connect under way is given up. */
+  private readonly stopping: Promise<void>;
+  private markStopping!: () => void;
   private readonly pruner: ChangeLogPruner;
   private running: Promise<void> | null = null;
   private stopped = false;
@@ -107,6 +110,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     @InjectIndexKeys() private readonly keys: IndexKeys,
   ) {
     this.queries = new ChangeLogQueries(options.schema);
+    this.stopping = new Promise((resolve) => (this.markStopping = resolve));
     this.pruner = new ChangeLogPruner(postgresClientConfig(options.postgres), options, index, () =>
       this.announceTrim(),
     );
@@ -182,6 +186,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
     this.stopped = true;
     this.signal.wake();
     this.stopSignal.wake();
+    this.markStopping();
     // A lead that ends by itself clears its gate bit first; a connection that does not answer
     // (half-open) is cut after a moment instead.
     let grace: NodeJS.Timeout | undefined;
@@ -213,6 +218,7 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
           config,
           this.options.reader.queryTimeoutMs,
           this.signal,
+          this.stopping,
         );
         backoffMs = 100;
         if (previousPid !== null) await this.connection.terminateOwnSession(previousPid);

@@ -16,7 +16,13 @@ export class ReaderConnection {
     this.client = client;
   }
 
-  static async open(config: ClientConfig, queryTimeoutMs: number, signal: WakeSignal) {
+  /** `stopping`: settles when the app stops; a connect still under way is then given up at once. */
+  static async open(
+    config: ClientConfig,
+    queryTimeoutMs: number,
+    signal: WakeSignal,
+    stopping?: Promise<void>,
+  ) {
     const client = new Client({
       ...config,
       keepAlive: true,
@@ -35,13 +41,24 @@ export class ReaderConnection {
       signal.wake();
     });
     try {
-      await client.connect();
-      // Let the server notice a vanished reader within ~25 s, so its leader lock is released.
-      await client.query(
-        'SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3',
-      );
+      // pg's connect() does not settle when its socket is destroyed mid-handshake, so a stop
+      // would otherwise wait out the connect timeout of a server that does not answer.
+      const stopped = stopping?.then(() => {
+        throw new Error('stopped while connecting');
+      });
+      stopped?.catch(() => undefined);
+      const setup = (async () => {
+        await client.connect();
+        // Let the server notice a vanished reader within ~25 s, so its leader lock is released.
+        await client.query(
+          'SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3',
+        );
+      })();
+      setup.catch(() => undefined); // given up when stopped: it may still fail later
+      await Promise.race([setup, ...(stopped ? [stopped] : [])]);
     } catch (error) {
-      await client.end().catch(() => undefined);
+      // Not awaited: on a socket that does not answer, end() would wait for it.
+      connection.close();
       throw new PollingConfigError(
         `cannot connect to Postgres at ${describePostgres(config)}: ${(error as Error).message}`,
       );
