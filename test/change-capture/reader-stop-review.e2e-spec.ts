@@ -133,4 +133,27 @@ describe('a stopping reader', () => {
       await proxy.close();
     }
   }, 30_000);
+  it("clears only its own gate bit: another instance's stays set", async () => {
+    const gate = async () =>
+      BigInt((await admin.query('SELECT last_value::text AS v FROM polling_wake_gate')).rows[0].v);
+    const bits = (v: bigint) => v.toString(2).split('').filter((b) => b === '1').length;
+    const a = await startPollingApp(itemsOptions(db));
+    const b = await startPollingApp(itemsOptions(db));
+    let aOpen = true;
+    try {
+      await waitFor(async () => bits(await gate()) === 2, {
+        timeoutMs: 5000,
+        message: 'both idle readers never armed',
+      });
+      await a.close();
+      aOpen = false;
+      expect(bits(await gate())).toBe(1);
+      // The survivor still sleeps armed: a write wakes it through its bit.
+      await admin.query('INSERT INTO items (run) VALUES (7)');
+      await waitFor(async () => bits(await gate()) === 1, { timeoutMs: 2000 });
+    } finally {
+      if (aOpen) await a.close();
+      await b.close();
+    }
+  }, 20_000);
 });
