@@ -136,7 +136,11 @@ describe('a stopping reader', () => {
   it("clears only its own gate bit: another instance's stays set", async () => {
     const gate = async () =>
       BigInt((await admin.query('SELECT last_value::text AS v FROM polling_wake_gate')).rows[0].v);
-    const bits = (v: bigint) => v.toString(2).split('').filter((b) => b === '1').length;
+    const bits = (v: bigint) =>
+      v
+        .toString(2)
+        .split('')
+        .filter((b) => b === '1').length;
     const a = await startPollingApp(itemsOptions(db));
     const b = await startPollingApp(itemsOptions(db));
     let aOpen = true;

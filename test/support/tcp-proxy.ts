@@ -38,7 +38,8 @@ export class TcpProxy {
             return;
           }
           if (proxy!.frozen.has(from)) return;
-          if (proxy!.latencyMs > 0) setTimeout(() => to.write(chunk), proxy!.latencyMs);
+          // Unref: a chunk still delayed when the test ends must not keep jest running.
+          if (proxy!.latencyMs > 0) setTimeout(() => to.write(chunk), proxy!.latencyMs).unref();
           else to.write(chunk);
         });
       forward(client, upstream);
