@@ -65,6 +65,12 @@ describe('Durable Stream SSE across a new index generation', () => {
     });
     const items = () => batches.flatMap((b) => b.items);
     await waitFor(() => batches.some((b) => b.upToDate));
+    // The client may catch up with a plain read first and open its SSE response after that: a
+    // fault before the response is open would meet the reconnect's 410 instead of a live reset.
+    await waitFor(() => requests.some((r) => r.startsWith('sse')), {
+      message: `the client never opened its SSE response (requests: ${requests.join(', ')})`,
+    });
+    expect(requests.filter((r) => r.startsWith('sse'))).toEqual(['sse 200']);
     expect(items()).toEqual([]);
     return { offset, batches, items, requests, stop: () => controller.abort() };
   }
