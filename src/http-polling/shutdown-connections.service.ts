@@ -55,16 +55,18 @@ function closeAfterAnswer(res: ServerResponse): void {
  * preconnect, a client that went silent mid-request, a connection opened during the shutdown.
  * Once the server stops listening nothing times those out, so the close waited for ever. From the
  * shutdown signal on, a connection without a request under way that read nothing since the
- * previous check is destroyed; a client that sends its request within a check is answered.
+ * previous check is destroyed (one still taking an answer gets a few checks); a client that sends
+ * its request within a check is answered.
  */
 @Injectable()
 export class ShutdownConnections
   implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown
 {
   private server: Server | undefined;
-  private readonly inFlight = new Set<ServerResponse>();
-  /** Every open connection, with its requests under way. */
-  private readonly connections = new Map<Socket, number>();
+  /** Responses in flight, with their connection (a finished response lets go of its socket). */
+  private readonly inFlight = new Map<ServerResponse, Socket>();
+  /** Every open connection (those with a request under way are the sockets of `inFlight`). */
+  private readonly connections = new Set<Socket>();
   /** What each connection without a request had read at the previous check, and how many checks. */
   private readonly readAtCheck = new Map<Socket, { read: number; checks: number }>();
   private stopping = false;
@@ -86,7 +88,7 @@ export class ShutdownConnections
 
   beforeApplicationShutdown(): void {
     this.stopping = true;
-    for (const res of this.inFlight) closeAfterAnswer(res);
+    for (const res of this.inFlight.keys()) closeAfterAnswer(res);
     this.server?.closeIdleConnections();
     this.stallCheck = setInterval(() => this.destroyStalled(), SHUTDOWN_STALL_CHECK_MS).unref();
   }
@@ -100,7 +102,7 @@ export class ShutdownConnections
 
   private destroyStalled(): void {
     this.destroySilent();
-    for (const res of this.inFlight) {
+    for (const res of this.inFlight.keys()) {
       const socket = res.socket;
       // Only full buffers mean a client that stopped reading: a few bytes still on their way
       // (a 204 the balancer has not taken yet) are a client that is just slow to be scheduled.
@@ -119,22 +121,25 @@ export class ShutdownConnections
    * still have none after SHUTDOWN_REQUEST_CHECKS checks.
    */
   private destroySilent(): void {
-    for (const [socket, requests] of this.connections) {
-      if (requests > 0) {
+    const busy = new Set(this.inFlight.values());
+    for (const socket of this.connections) {
+      if (busy.has(socket)) {
         this.readAtCheck.delete(socket);
         continue;
       }
       const read = socket.bytesRead;
       const previous = this.readAtCheck.get(socket);
       const checks = (previous?.checks ?? 0) + 1;
-      if (previous && (previous.read === read || checks >= SHUTDOWN_REQUEST_CHECKS)) {
+      // Not silent while an answer is still being written out to it (within the cap).
+      const silent = previous?.read === read && socket.writableLength === 0;
+      if (previous && (silent || checks >= SHUTDOWN_REQUEST_CHECKS)) {
         socket.destroy();
       } else this.readAtCheck.set(socket, { read, checks });
     }
   }
 
   private readonly onConnection = (socket: Socket): void => {
-    this.connections.set(socket, 0);
+    this.connections.add(socket);
     socket.once('close', () => {
       this.connections.delete(socket);
       this.readAtCheck.delete(socket);
@@ -163,7 +168,7 @@ export class ShutdownConnections
   private tcpUnder(socket: TLSSocket): Socket | undefined {
     const parent = (socket as TLSSocket & { _parent?: unknown })._parent;
     if (parent instanceof Socket && this.connections.has(parent)) return parent;
-    for (const tcp of this.connections.keys()) {
+    for (const tcp of this.connections) {
       if (
         tcp.remotePort === socket.remotePort &&
         tcp.remoteAddress === socket.remoteAddress &&
@@ -178,15 +183,10 @@ export class ShutdownConnections
 
   private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     if (this.stopping) closeAfterAnswer(res);
-    this.inFlight.add(res);
-    const socket = req.socket;
-    const requests = this.connections.get(socket);
-    if (requests !== undefined) this.connections.set(socket, requests + 1);
+    this.inFlight.set(res, req.socket);
     res.once('close', () => {
       this.inFlight.delete(res);
       this.takenAtCheck.delete(res);
-      const left = this.connections.get(socket);
-      if (left !== undefined) this.connections.set(socket, left - 1);
     });
   };
 }
