@@ -83,9 +83,10 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   private readonly logger = new Logger('ChangeReader');
   private readonly queries: ChangeLogQueries;
   private readonly signal = new WakeSignal();
-  /** Woken once, by stop: ends the reconnect backoff, which the reader's signal must not cut short. */
-  private readonly stopSignal = new WakeSignal();
-  /** Settles when the app stops: a connect under way is given up. */
+  /**
+   * Settles when the app stops: a connect under way is given up, a reconnect backoff ends (the
+   * reader's signal, which the old connection's end wakes, must not cut the backoff short).
+   */
   private readonly stopping: Promise<void>;
   private markStopping!: () => void;
   private readonly pruner: ChangeLogPruner;
@@ -185,7 +186,6 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
   async beforeApplicationShutdown(): Promise<void> {
     this.stopped = true;
     this.signal.wake();
-    this.stopSignal.wake();
     this.markStopping();
     // A lead that ends by itself clears its gate bit first; a connection that does not answer
     // (half-open) is cut after a moment instead.
@@ -244,9 +244,18 @@ export class ChangeReader implements OnApplicationBootstrap, BeforeApplicationSh
         this.currentLag = NO_LAG;
       }
       if (this.stopped) break;
-      await this.stopSignal.sleep(backoffMs);
+      await this.pauseUnlessStopping(backoffMs);
       backoffMs = Math.min(backoffMs * 2, MAX_RECONNECT_MS);
     }
+  }
+
+  private async pauseUnlessStopping(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise((resolve) => (timer = setTimeout(resolve, ms))),
+      this.stopping,
+    ]);
+    clearTimeout(timer);
   }
 
   /** Waits for the leader lock; returns false when stopped first. Follows the index meanwhile. */
