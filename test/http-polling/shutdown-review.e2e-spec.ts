@@ -92,6 +92,17 @@ function track<T extends Socket>(socket: T): T {
   return socket;
 }
 
+/** A TLS connection to the app (its self-signed certificate accepted), once connected. */
+function openTls(): Promise<Socket> {
+  return new Promise((resolve) => {
+    const socket = track(
+      tlsConnect({ port: port(), host: '127.0.0.1', rejectUnauthorized: false }, () =>
+        resolve(socket),
+      ),
+    );
+  });
+}
+
 function collect(socket: Socket): Promise<string> {
   return new Promise((resolve) => {
     let text = '';
@@ -110,21 +121,13 @@ describe('HTTPS app', () => {
 
   it('closes within the bound with a TLS connection that never sent a request (preconnect)', async () => {
     await start(true);
-    await new Promise<void>((resolve) => {
-      track(tlsConnect({ port: port(), host: '127.0.0.1', rejectUnauthorized: false }, resolve));
-    });
+    await openTls();
     expect(await timeToClose()).toBeLessThan(SHUTDOWN_BOUND_MS);
   });
 
   it('answers a request sent promptly on a TLS connection opened before the shutdown', async () => {
     await start(true);
-    const socket = await new Promise<Socket>((resolve) => {
-      const s = track(
-        tlsConnect({ port: port(), host: '127.0.0.1', rejectUnauthorized: false }, () =>
-          resolve(s),
-        ),
-      );
-    });
+    const socket = await openTls();
     const answer = collect(socket);
     const closing = timeToClose();
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -135,13 +138,7 @@ describe('HTTPS app', () => {
 
   it('answers in full a TLS request still being worked on for several checks, its client silent', async () => {
     await start(true);
-    const socket = await new Promise<Socket>((resolve) => {
-      const s = track(
-        tlsConnect({ port: port(), host: '127.0.0.1', rejectUnauthorized: false }, () =>
-          resolve(s),
-        ),
-      );
-    });
+    const socket = await openTls();
     const answer = collect(socket);
     socket.write('GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -153,13 +150,7 @@ describe('HTTPS app', () => {
   it('forgets every TLS connection once it closed, and the TCP one under it', async () => {
     const started = await start(true);
     for (let i = 0; i < 200; i++) {
-      const socket = await new Promise<Socket>((resolve) => {
-        const s = track(
-          tlsConnect({ port: port(), host: '127.0.0.1', rejectUnauthorized: false }, () =>
-            resolve(s),
-          ),
-        );
-      });
+      const socket = await openTls();
       const answer = collect(socket);
       socket.write('GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
       await answer;
